@@ -1,0 +1,333 @@
+/* init.c: pid 1 of a namespace sandbox.
+ *
+ * Sections: reporting to the supervisor; the fixed setup sequence; starting a process;
+ * the pid-1 loop (reaping, forwarding signals).
+ *
+ * Init is the only way a process enters the sandbox: it applies every layer to itself,
+ * then forks and execs, so each process inherits every restriction and nothing ever
+ * setns()es in from outside. It keeps only CAP_SETUID/SETGID/SETPCAP (to hand the sandbox
+ * user's identity to what it starts, which then drops them), is not dumpable (processes of
+ * the same uid cannot ptrace it), and holds no host fd but the caller's stdio and its
+ * socket to the supervisor.
+ */
+#define _GNU_SOURCE
+#include "init.h"
+#include "../ns/ns.h"
+#include "../sync.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+
+#define SOCK_FD 3
+
+extern char **environ;
+
+/* ---- reporting --------------------------------------------------------------------- */
+
+static void send_msg(uint32_t type, const char *step, int errnum, int status, const char *text,
+		     const int *fds, unsigned nfds)
+{
+	struct sync_msg m = {.type = type, .errnum = errnum, .status = status};
+	snprintf(m.step, sizeof(m.step), "%s", step ? step : "");
+	snprintf(m.text, sizeof(m.text), "%s", text ? text : "");
+	(void)sync_send(SOCK_FD, &m, fds, nfds);
+}
+
+static _Noreturn void fail(const char *step, struct warden_error *e)
+{
+	send_msg(SYNC_ERROR, step, e ? e->errnum : 0, 0, e ? e->msg : "failed", NULL, 0);
+	_exit(125);
+}
+
+static _Noreturn void fail_errno(const char *step, const char *what)
+{
+	struct warden_error e = {.errnum = errno, .msg = (char *)what};
+	fail(step, &e);
+}
+
+/* ---- setup ------------------------------------------------------------------------- */
+
+/* Only stdio and the supervisor socket cross into the sandbox. */
+static void isolate_fds(int sock)
+{
+	if (sock != SOCK_FD) {
+		if (dup3(sock, SOCK_FD, O_CLOEXEC) < 0)
+			_exit(125);
+		close(sock);
+	}
+	if (close_range(SOCK_FD + 1, ~0U, 0) < 0)
+		_exit(125);
+}
+
+/* Spin briefly on a shared flag before blocking in recv (see sync.h): bounded at 20 ms,
+ * after which the blocking path takes over. */
+static void spin_on(const uint32_t *flag)
+{
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (unsigned i = 1;; i++) {
+		if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+			break;
+		__builtin_ia32_pause();
+		if (i % 1024)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) >
+		    20000000L)
+			break;
+	}
+}
+
+/* Wait for JOINED: init must be in its cgroups before the cgroup namespace is made and
+ * before any process starts. */
+static void await_joined(struct sync_shared *shared)
+{
+	struct sync_msg m;
+	spin_on(&shared->joined);
+	munmap(shared, sizeof(*shared));
+	if (sync_recv(SOCK_FD, &m, NULL, 0, NULL) < 0 || m.type != SYNC_JOINED)
+		_exit(125); /* the supervisor is gone or confused: nothing to report to */
+}
+
+/* GO carries the parent's detached trees: text[i] is '1' where binds[i] has one, and the
+ * last character stands for the rootfs. */
+static void receive_go(const struct warden_plan *plan, int *tree_fds)
+{
+	struct sync_msg m;
+	int fds[SYNC_MAX_FDS];
+	unsigned n = 0, used = 0;
+	int r = sync_recv(SOCK_FD, &m, fds, SYNC_MAX_FDS, &n);
+	if (r < 0 || m.type != SYNC_GO)
+		_exit(125); /* the supervisor is gone or confused: nothing to report to */
+	for (size_t i = 0; i <= plan->n_binds; i++) {
+		tree_fds[i] = -1;
+		if (i < sizeof(m.text) && m.text[i] == '1' && used < n)
+			tree_fds[i] = fds[used++];
+	}
+	for (; used < n; used++)
+		close(fds[used]);
+}
+
+/* Become the sandbox's root (root mode) or its one mapped user (rootless). Until now init
+ * ran with the supervisor's host ids, which are unmapped inside. */
+static void take_identity(const struct warden_plan *plan)
+{
+	uid_t uid = plan->rootless ? plan->policy->uid : 0;
+	gid_t gid = plan->rootless ? plan->policy->gid : 0;
+	if (setresgid(gid, gid, gid) < 0)
+		fail_errno("user namespace", "setresgid");
+	if (!plan->rootless && setgroups(0, NULL) < 0)
+		fail_errno("user namespace", "setgroups");
+	if (setresuid(uid, uid, uid) < 0)
+		fail_errno("user namespace", "setresuid");
+}
+
+static void setup(const struct warden_plan *plan, int *tree_fds, bool *workdir_created,
+		  struct sync_shared *shared)
+{
+	struct warden_error *e = NULL;
+	umask(0);
+	if (ns_rootfs_setup(plan, tree_fds, workdir_created, &e) < 0)
+		fail("mounts", e);
+	if (sethostname(plan->hostname, strlen(plan->hostname)) < 0)
+		fail_errno("uts namespace", "sethostname");
+	if (plan->policy->net_mode == WARDEN_NET_NONE && ns_net_loopback_up(&e) < 0)
+		fail("network", e);
+	await_joined(shared);
+	/* The cgroup namespace is entered only now that the supervisor has put init in its
+	 * groups: the sandbox sees its own group as "/" and nothing above it. */
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		fail_errno("cgroup namespace", "unshare");
+	if (ns_rlimits_apply(plan, &e) < 0)
+		fail("rlimits", e);
+	if (ns_caps_restrict_init(&e) < 0)
+		fail("capabilities", e);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail_errno("no_new_privs", "prctl");
+	if (ns_landlock_apply(plan, *workdir_created, &e) < 0)
+		fail("landlock", e);
+	if (ns_seccomp_apply(plan, &e) < 0)
+		fail("seccomp", e);
+}
+
+/* ---- starting a process ------------------------------------------------------------ */
+
+struct pty {
+	int master, slave;
+};
+
+static void open_pty(const struct warden_process *proc, struct pty *pty)
+{
+	pty->master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (pty->master < 0)
+		fail_errno("tty", "/dev/ptmx");
+	int unlock = 0;
+	if (ioctl(pty->master, TIOCSPTLCK, &unlock) < 0)
+		fail_errno("tty", "unlocking the pty");
+	/* TIOCGPTPEER opens the peer through the master, never by a path that could be
+	 * raced. */
+	pty->slave = ioctl(pty->master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (pty->slave < 0)
+		fail_errno("tty", "opening the pty peer");
+	if (proc->winsize.ws_row && ioctl(pty->master, TIOCSWINSZ, &proc->winsize) < 0)
+		fail_errno("tty", "setting the window size");
+}
+
+/* Runs in the vfork()ed child, on init's memory until execve: no allocation, raw
+ * system calls for identity changes, failure reported through *child_errno. */
+static _Noreturn void exec_child(const struct warden_plan *plan, const struct warden_process *proc,
+				 const struct pty *pty, volatile int *child_errno)
+{
+	sigset_t all;
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (setsid() < 0)
+		goto fail;
+	if (proc->tty) {
+		if (ioctl(pty->slave, TIOCSCTTY, 0) < 0)
+			goto fail;
+		for (int fd = 0; fd <= 2; fd++)
+			if (dup2(pty->slave, fd) < 0)
+				goto fail;
+	}
+	const struct warden_policy *p = plan->policy;
+	if (syscall(SYS_setresgid, p->gid, p->gid, p->gid) < 0 ||
+	    syscall(SYS_setresuid, p->uid, p->uid, p->uid) < 0)
+		goto fail;
+	if (ns_caps_drop_all(NULL) < 0)
+		goto fail;
+	umask(022);
+	if (chdir(plan->workdir) < 0)
+		goto fail;
+	environ = plan->envp;
+	execvp(proc->argv[0], proc->argv);
+fail:
+	*child_errno = errno ? errno : EINVAL;
+	_exit(127);
+}
+
+/* vfork: the command starts without copying init's page tables; init resumes once the
+ * child has exec'd or failed. */
+static pid_t start_process(const struct warden_plan *plan, const struct warden_process *proc,
+			   const struct pty *pty)
+{
+	static volatile int child_errno;
+	child_errno = 0;
+	pid_t pid = vfork();
+	if (pid == 0)
+		exec_child(plan, proc, pty, &child_errno);
+	if (pid < 0)
+		fail_errno("exec", "vfork");
+	if (child_errno) {
+		waitpid(pid, NULL, 0);
+		send_msg(SYNC_EXEC_FAILED, "exec", child_errno, 0, proc->argv[0], NULL, 0);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* ---- pid 1 ------------------------------------------------------------------------- */
+
+static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM};
+
+/* The status a shell would report: N, or 128+N when killed by signal N. */
+static int shell_status(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 125;
+}
+
+static _Noreturn void pid1_loop(pid_t main_pid, int sfd)
+{
+	struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = SOCK_FD, .events = POLLIN}};
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(125);
+		}
+		if (pfd[1].revents) {
+			/* Nothing is expected from the supervisor yet: EOF means it is gone, and a
+			 * sandbox without its supervisor ends. */
+			struct sync_msg m;
+			if (sync_recv(SOCK_FD, &m, NULL, 0, NULL) == -EPIPE)
+				_exit(125);
+		}
+		if (!pfd[0].revents)
+			continue;
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		if (si.ssi_signo != SIGCHLD) {
+			if (kill(-main_pid, (int)si.ssi_signo) < 0)
+				(void)kill(main_pid, (int)si.ssi_signo);
+			continue;
+		}
+		int status;
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			if (pid == main_pid)
+				/* pid 1 exiting ends every other process of the sandbox; its status
+				 * is the main process's (sync.h). */
+				_exit(shell_status(status));
+	}
+}
+
+_Noreturn void ns_init_main(const struct warden_plan *plan, const struct warden_process *proc,
+			    int sock, struct sync_shared *shared)
+{
+	int tree_fds[SYNC_MAX_FDS + 1];
+	bool workdir_created = false;
+	struct pty pty = {-1, -1};
+
+	/* The sandbox dies with its supervisor, whatever kills it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(125);
+	isolate_fds(sock);
+	spin_on(&shared->go);
+	receive_go(plan, tree_fds);
+	take_identity(plan);
+	setup(plan, tree_fds, &workdir_created, shared);
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaddset(&mask, forwarded[i]);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		fail_errno("init", "sigprocmask");
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0)
+		fail_errno("init", "signalfd");
+
+	if (proc->tty)
+		open_pty(proc, &pty);
+	pid_t main_pid = start_process(plan, proc, &pty);
+	/* Not dumpable: the sandbox user's processes cannot ptrace or read init. Set only now,
+	 * because it also makes /proc/1 root-owned, which the setup above did not want. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fail_errno("init", "dumpable");
+	if (proc->tty) {
+		send_msg(SYNC_READY, "", 0, 0, "", &pty.master, 1);
+		close(pty.master);
+		close(pty.slave);
+	}
+	pid1_loop(main_pid, sfd);
+}

@@ -1,0 +1,240 @@
+/* cgroup.c: one cgroup per sandbox, on whichever hierarchy holds the controllers.
+ *
+ * Sections: probing the host (v2, v1 or hybrid); where groups go; create; attach;
+ * destroy.
+ *
+ * v1 (and hybrid hosts, whose controllers are on v1): a group per controller under the
+ * caller's own group of that controller, so that the caller's limits still bound its
+ * sandboxes; the v2 tree, where mounted, still gets a group for grouping and for the
+ * cgroup id that telemetry keys on. v2: root puts sandboxes under /sys/fs/cgroup/warden
+ * (the root group is exempt from the no-internal-processes rule); rootless uses a
+ * delegated parent if it has one. Without any writable controller the sandbox still
+ * runs, and each limit that could not be applied is reported.
+ */
+#define _GNU_SOURCE
+#include "ns.h"
+
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#define CGROOT "/sys/fs/cgroup"
+
+enum ns_cgroup_mode ns_cgroup_host_mode(void)
+{
+	static int mode = -1;
+	struct statfs sf;
+	struct stat st;
+	if (mode >= 0)
+		return (enum ns_cgroup_mode)mode;
+	if (statfs(CGROOT, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC)
+		mode = NS_CGROUP_V2;
+	else if (stat(CGROOT "/memory", &st) == 0 || stat(CGROOT "/pids", &st) == 0)
+		mode = NS_CGROUP_V1;
+	else
+		mode = NS_CGROUP_NONE;
+	return (enum ns_cgroup_mode)mode;
+}
+
+/* The caller's group in the hierarchy whose controller list contains `ctrl` (v1), or the
+ * unified one (ctrl NULL). */
+static char *own_group(const char *ctrl)
+{
+	char buf[4096];
+	if (read_file_at(AT_FDCWD, "/proc/self/cgroup", buf, sizeof(buf)) <= 0)
+		return NULL;
+	for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n")) {
+		char *c1 = strchr(line, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		const char *ctrls = c1 + 1;
+		if (!ctrl) {
+			if (!*ctrls)
+				return xstrdup(c2 + 1);
+			continue;
+		}
+		_cleanup_free_ char *list = xstrdup(ctrls);
+		for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+		     tok = strtok_r(NULL, ",", &save))
+			if (streq(tok, ctrl))
+				return xstrdup(c2 + 1);
+	}
+	return NULL;
+}
+
+/* Make <base>/warden/<id> (or <base>/warden-<id> where base is a delegated parent). */
+static char *make_group(const char *base, const char *id, bool nested, int *ret_errno)
+{
+	_cleanup_free_ char *parent = xasprintf("%s%swarden", base, streq(base, "/") ? "" : "/");
+	char *path;
+	if (nested) {
+		if (mkdir(parent, 0755) < 0 && errno != EEXIST) {
+			*ret_errno = errno;
+			return NULL;
+		}
+		path = xasprintf("%s/%s", parent, id);
+	} else {
+		path = xasprintf("%s-%s", parent, id);
+	}
+	if (mkdir(path, 0755) < 0) {
+		*ret_errno = errno;
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+static int limits_v1(const char *id, const struct warden_plan *plan, struct ns_cgroup *cg,
+		     struct warden_error **err)
+{
+	const struct warden_policy *p = plan->policy;
+	const bool wanted[NS_CGROUP_V1_CONTROLLERS] = {p->memory != 0, p->pids != 0,
+						       p->cpus_milli != 0};
+	for (int i = 0; i < NS_CGROUP_V1_CONTROLLERS; i++) {
+		const char *name = ns_cgroup_v1_names[i];
+		if (!wanted[i])
+			continue;
+		_cleanup_free_ char *own = own_group(name);
+		_cleanup_free_ char *base = xasprintf(CGROOT "/%s%s", name, own ? own : "/");
+		int e = 0;
+		cg->v1_paths[i] = make_group(base, id, true, &e);
+		if (!cg->v1_paths[i]) {
+			if (plan->rootless) {
+				strv_push_take(&cg->warnings,
+					       xasprintf("%s limit not applied: no writable cgroup "
+							 "v1 %s controller for this user (%s)%s",
+							 name, name, strerror(e),
+							 i == 1 ? "; RLIMIT_NPROC still bounds the "
+								  "sandbox user's processes"
+								: ""));
+				continue;
+			}
+			return warden_error_set(err, e, "cgroup %s", base);
+		}
+		_cleanup_close_ int dfd = open(cg->v1_paths[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || ns_cgroup_v1_limits(i, dfd, p, err) < 0)
+			return warden_error_wrap(err, "cgroup %s", cg->v1_paths[i]);
+	}
+	return 0;
+}
+
+/* The v2 group: limits on a pure v2 host, grouping only on a hybrid one. */
+static int group_v2(const char *id, const struct warden_plan *plan, bool limits,
+		    struct ns_cgroup *cg, struct warden_error **err)
+{
+	struct statfs sf;
+	const char *root = limits ? CGROOT : CGROOT "/unified";
+	if (statfs(root, &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC)
+		return 0; /* hybrid host without a unified mount: no grouping */
+	_cleanup_free_ char *own = own_group(NULL);
+	_cleanup_free_ char *base = NULL;
+	bool nested = !plan->rootless;
+	if (plan->rootless) {
+		/* A delegated subtree: the parent of our own group, if it is ours to write. */
+		char *slash = own ? strrchr(own, '/') : NULL;
+		if (slash)
+			*slash = '\0';
+		base = xasprintf("%s%s", root, own && *own ? own : "");
+	} else {
+		base = xstrdup(root);
+		if (limits) {
+			/* Enable the controllers down to /sys/fs/cgroup/warden. */
+			(void)write_file_at(AT_FDCWD, CGROOT "/cgroup.subtree_control",
+					    "+memory +pids +cpu");
+			(void)mkdir(CGROOT "/warden", 0755);
+			(void)write_file_at(AT_FDCWD, CGROOT "/warden/cgroup.subtree_control",
+					    "+memory +pids +cpu");
+		}
+	}
+	int e = 0;
+	cg->v2_path = make_group(base, id, nested, &e);
+	if (!cg->v2_path) {
+		if (!limits)
+			return 0;
+		if (plan->rootless) {
+			strv_push_take(&cg->warnings,
+				       xasprintf("memory, pids and cpu limits not applied: no "
+						 "delegated cgroup v2 subtree for this user (%s)",
+						 strerror(e)));
+			return 0;
+		}
+		return warden_error_set(err, e, "cgroup %s", base);
+	}
+	cg->v2_fd = open(cg->v2_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cg->v2_fd < 0)
+		return warden_error_set(err, errno, "cgroup %s", cg->v2_path);
+	if (!limits)
+		return 0;
+	_cleanup_error_ struct warden_error *e2 = NULL;
+	if (ns_cgroup_v2_limits(cg->v2_fd, plan->policy, &e2) < 0) {
+		if (!plan->rootless) {
+			*err = TAKE_PTR(e2);
+			return warden_error_wrap(err, "cgroup %s", cg->v2_path);
+		}
+		strv_push_take(&cg->warnings, xasprintf("some limits not applied: %s",
+							 warden_error_text(e2)));
+	}
+	return 0;
+}
+
+int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_cgroup *cg,
+		     struct warden_error **err)
+{
+	memset(cg, 0, sizeof(*cg));
+	cg->v2_fd = -1;
+	cg->mode = ns_cgroup_host_mode();
+	int r = 0;
+	switch (cg->mode) {
+	case NS_CGROUP_V1:
+		r = limits_v1(id, plan, cg, err);
+		if (r == 0)
+			r = group_v2(id, plan, false, cg, err);
+		break;
+	case NS_CGROUP_V2:
+		r = group_v2(id, plan, true, cg, err);
+		break;
+	default:
+		strv_push(&cg->warnings, "memory, pids and cpu limits not applied: no cgroup "
+					 "file system is mounted");
+		break;
+	}
+	if (r < 0)
+		ns_cgroup_destroy(cg);
+	return r;
+}
+
+int ns_cgroup_attach(struct ns_cgroup *cg, pid_t pid, struct warden_error **err)
+{
+	char buf[24];
+	snprintf(buf, sizeof(buf), "%d", (int)pid);
+	for (int i = 0; i < NS_CGROUP_V1_CONTROLLERS; i++) {
+		if (!cg->v1_paths[i])
+			continue;
+		_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", cg->v1_paths[i]);
+		int r = write_file_at(AT_FDCWD, procs, buf);
+		if (r < 0)
+			return warden_error_set(err, -r, "joining %s", cg->v1_paths[i]);
+	}
+	return 0;
+}
+
+void ns_cgroup_destroy(struct ns_cgroup *cg)
+{
+	for (int i = 0; i < NS_CGROUP_V1_CONTROLLERS; i++) {
+		if (cg->v1_paths[i])
+			(void)rmdir(cg->v1_paths[i]);
+		free(cg->v1_paths[i]);
+		cg->v1_paths[i] = NULL;
+	}
+	if (cg->v2_fd >= 0)
+		close(cg->v2_fd);
+	cg->v2_fd = -1;
+	if (cg->v2_path)
+		(void)rmdir(cg->v2_path);
+	free(cg->v2_path);
+	cg->v2_path = NULL;
+	strv_clear(&cg->warnings);
+}

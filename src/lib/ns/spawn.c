@@ -1,0 +1,277 @@
+/* spawn.c: the namespace backend's host side: clone3, id maps, cgroups, the GO handshake,
+ * events, signals and teardown.
+ *
+ * Sections: state; clone3; start; events; signals; destroy; the backend table.
+ */
+#define _GNU_SOURCE
+#include "ns.h"
+#include "../init/init.h"
+#include "../sandbox.h"
+#include "../sync.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+struct ns_state {
+	pid_t pid;
+	int pidfd;
+	int sock;
+	struct ns_cgroup cg;
+	bool reaped;
+	int status; /* init's wait status, once reaped */
+};
+
+static pid_t clone3_child(uint64_t flags, int cgroup_fd, int *ret_pidfd)
+{
+	struct clone_args args = {
+		.flags = flags | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)ret_pidfd,
+		.exit_signal = SIGCHLD,
+		.cgroup = (uint64_t)(cgroup_fd >= 0 ? cgroup_fd : 0),
+	};
+	if (cgroup_fd >= 0)
+		args.flags |= CLONE_INTO_CGROUP;
+	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+}
+
+static int clone_error(int e, const struct warden_plan *plan, struct warden_error **err)
+{
+	if ((e == EPERM || e == EACCES || e == ENOSPC) && plan->rootless)
+		return warden_error_set(err, e,
+					"user namespaces: this kernel or distribution does not let "
+					"unprivileged users create them (check "
+					"user.max_user_namespaces, kernel.unprivileged_userns_clone "
+					"and AppArmor's restrict_unprivileged_userns)");
+	return warden_error_set(err, e, "creating the sandbox's namespaces");
+}
+
+static void random_id(char out[17])
+{
+	uint8_t b[8];
+	if (getrandom(b, sizeof(b), 0) != sizeof(b))
+		memset(b, 0, sizeof(b));
+	for (int i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+static int send_go(struct ns_state *st, const struct warden_plan *plan, const int *tree_fds,
+		   struct sync_shared *shared, struct warden_error **err)
+{
+	struct sync_msg m = {.type = SYNC_GO};
+	int fds[SYNC_MAX_FDS];
+	unsigned n = 0;
+	for (size_t i = 0; i <= plan->n_binds && i < sizeof(m.text) - 1; i++) {
+		m.text[i] = tree_fds[i] >= 0 ? '1' : '0';
+		if (tree_fds[i] >= 0 && n < SYNC_MAX_FDS)
+			fds[n++] = tree_fds[i];
+	}
+	int r = sync_send(st->sock, &m, fds, n);
+	if (r < 0)
+		return warden_error_set(err, -r, "starting the sandbox");
+	/* Published after the message is queued, so init's recv never blocks. */
+	__atomic_store_n(&shared->go, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+static int join_cgroups(struct ns_state *st, struct sync_shared *shared,
+			struct warden_error **err)
+{
+	struct sync_msg m = {.type = SYNC_JOINED};
+	if (ns_cgroup_attach(&st->cg, st->pid, err) < 0)
+		return warden_error_wrap(err, "cgroups");
+	int r = sync_send(st->sock, &m, NULL, 0);
+	if (r < 0)
+		return warden_error_set(err, -r, "starting the sandbox");
+	__atomic_store_n(&shared->joined, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* With a tty the supervisor needs the terminal before it can relay anything. */
+static int wait_ready(struct warden_sandbox *sb, struct ns_state *st, struct warden_error **err)
+{
+	struct sync_msg m;
+	int pty = -1;
+	unsigned got = 0;
+	int r = sync_recv(st->sock, &m, &pty, 1, &got);
+	if (r == 0 && m.type == SYNC_READY && got == 1) {
+		sb->pty_fd = pty;
+		return 0;
+	}
+	if (got)
+		close(pty);
+	if (r == 0 && (m.type == SYNC_ERROR || m.type == SYNC_EXEC_FAILED))
+		return warden_error_set(err, m.errnum, "%s: %s", m.step, m.text);
+	return warden_error_set(err, r < 0 ? -r : EBADMSG, "init: no terminal from the sandbox");
+}
+
+static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc,
+		    struct warden_error **err)
+{
+	const struct warden_plan *plan = sb->plan;
+	struct ns_state *st = xcalloc(1, sizeof(*st));
+	int tree_fds[SYNC_MAX_FDS + 1];
+	int sv[2];
+	st->pidfd = st->sock = -1;
+	st->cg.v2_fd = -1;
+	sb->priv = st;
+	random_id(sb->id);
+
+	if (ns_cgroup_create(sb->id, plan, &st->cg, err) < 0)
+		return -1;
+	for (size_t i = 0; i < st->cg.warnings.n; i++)
+		strv_push(&sb->warnings, st->cg.warnings.v[i]);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return warden_error_set(err, errno, "socketpair");
+	struct sync_shared *shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE,
+					  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED) {
+		close(sv[0]);
+		close(sv[1]);
+		return warden_error_set(err, errno, "mmap");
+	}
+
+	uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+	if (plan->policy->net_mode == WARDEN_NET_NONE)
+		flags |= CLONE_NEWNET;
+	pid_t pid = clone3_child(flags, st->cg.v2_fd, &st->pidfd);
+	if (pid == 0) {
+		close(sv[0]);
+		ns_init_main(plan, proc, sv[1], shared);
+	}
+	int clone_errno = errno;
+	close(sv[1]);
+	st->sock = sv[0];
+	int r = -1;
+	if (pid < 0) {
+		clone_error(clone_errno, plan, err);
+		goto out;
+	}
+	st->pid = pid;
+	if (ns_userns_write_maps(pid, plan, err) < 0) {
+		warden_error_wrap(err, "user namespace");
+		goto out;
+	}
+	if (ns_mounts_prepare_detached(plan, pid, tree_fds, err) < 0) {
+		warden_error_wrap(err, "mounts");
+		goto out;
+	}
+	r = send_go(st, plan, tree_fds, shared, err);
+	for (size_t i = 0; i <= plan->n_binds; i++)
+		if (tree_fds[i] >= 0)
+			close(tree_fds[i]);
+	/* init builds its mounts meanwhile (sync.h) */
+	if (r == 0)
+		r = join_cgroups(st, shared, err);
+	if (r == 0 && proc->tty)
+		r = wait_ready(sb, st, err);
+out:
+	munmap(shared, sizeof(*shared));
+	sb->fds[0] = st->sock;
+	sb->fds[1] = st->pidfd;
+	return r;
+}
+
+static int reap(struct ns_state *st, int options)
+{
+	siginfo_t si = {0};
+	if (st->reaped)
+		return 1;
+	while (waitid(P_PIDFD, (id_t)st->pidfd, &si, WEXITED | options) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (si.si_pid == 0)
+		return 0; /* WNOHANG: still running */
+	st->reaped = true;
+	st->status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0)
+					      : W_EXITCODE(0, si.si_status);
+	return 1;
+}
+
+static int ns_next_event(struct warden_sandbox *sb, struct warden_event *ev,
+			 struct warden_error **err)
+{
+	struct ns_state *st = sb->priv;
+	struct sync_msg m;
+	memset(ev, 0, sizeof(*ev));
+	if (st->sock >= 0) {
+		struct pollfd p = {.fd = st->sock, .events = POLLIN};
+		if (poll(&p, 1, 0) == 1) {
+			int r = sync_recv(st->sock, &m, NULL, 0, NULL);
+			if (r == 0 && (m.type == SYNC_ERROR || m.type == SYNC_EXEC_FAILED)) {
+				ev->kind = WARDEN_EVENT_FAILED;
+				ev->errnum = m.errnum;
+				ev->exec = m.type == SYNC_EXEC_FAILED;
+				snprintf(ev->text, sizeof(ev->text), "%s: %s", m.step, m.text);
+				return 0;
+			}
+			if (r == 0)
+				return warden_error_set(err, EBADMSG,
+							"unexpected message %u from the sandbox",
+							m.type);
+			/* EOF or a broken message: init is ending; its exit says the rest. */
+			close(st->sock);
+			st->sock = sb->fds[0] = -1;
+		}
+	}
+	int r = reap(st, WNOHANG);
+	if (r < 0)
+		return warden_error_set(err, -r, "waiting for the sandbox");
+	if (r == 0)
+		return 0;
+	if (WIFEXITED(st->status)) {
+		ev->kind = WARDEN_EVENT_EXITED;
+		ev->code = WEXITSTATUS(st->status);
+	} else {
+		ev->kind = WARDEN_EVENT_LOST;
+		snprintf(ev->text, sizeof(ev->text), "the sandbox's init was killed by %s",
+			 strsignal(WTERMSIG(st->status)));
+	}
+	sb->fds[1] = -1;
+	return 0;
+}
+
+static int ns_signal(struct warden_sandbox *sb, int sig, struct warden_error **err)
+{
+	struct ns_state *st = sb->priv;
+	if (st->reaped)
+		return 0;
+	if (syscall(SYS_pidfd_send_signal, st->pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
+		return warden_error_set(err, errno, "signalling the sandbox");
+	return 0;
+}
+
+static void ns_destroy(struct warden_sandbox *sb)
+{
+	struct ns_state *st = sb->priv;
+	if (!st)
+		return;
+	if (st->pidfd >= 0) {
+		/* Killing pid 1 ends the whole pid namespace; once it is reaped every process
+		 * of the sandbox is gone, so the cgroups are empty below. */
+		if (!st->reaped)
+			(void)syscall(SYS_pidfd_send_signal, st->pidfd, SIGKILL, NULL, 0);
+		(void)reap(st, 0);
+		close(st->pidfd);
+	}
+	if (st->sock >= 0)
+		close(st->sock);
+	ns_cgroup_destroy(&st->cg);
+	free(st);
+	sb->priv = NULL;
+}
+
+const struct warden_backend warden_ns_backend = {
+	.name = "namespaces",
+	.start = ns_start,
+	.next_event = ns_next_event,
+	.signal = ns_signal,
+	.destroy = ns_destroy,
+};

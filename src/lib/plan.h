@@ -1,0 +1,77 @@
+/* plan.h: a policy compiled into everything a spawn needs, computed once.
+ *
+ * The plan is immutable after warden_plan_compile(): the seccomp program is already BPF,
+ * host paths are resolved and checked, generated files (/etc/passwd, /etc/group) are
+ * rendered, the environment is final. A spawn only copies what it needs from it.
+ */
+#ifndef WARDEN_PLAN_H
+#define WARDEN_PLAN_H
+
+#include "error.h"
+#include "policy.h"
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* One host path made visible inside. */
+struct warden_bind {
+	char *host;    /* resolved host path */
+	char *path;    /* path inside the sandbox */
+	char *symlink; /* non-NULL: recreate this symlink target instead of binding */
+	bool rw;
+	bool is_dir;
+	bool volume; /* a user volume: idmapped to the caller in root mode */
+};
+
+struct warden_plan {
+	struct warden_policy *policy; /* owned */
+
+	/* identity */
+	bool rootless;        /* the caller is not root: single-id user namespace */
+	uid_t caller_uid;     /* who runs warden; owns files created in volumes */
+	gid_t caller_gid;
+	uid_t host_base;      /* root mode: host uid of sandbox uid 0 */
+	uint32_t host_count;  /* root mode: ids mapped (65536) */
+	char *home;           /* /home/agent or /root */
+	char *workdir;        /* absolute, inside */
+	char *hostname;
+
+	/* filesystem */
+	struct warden_bind *binds;
+	size_t n_binds;
+	char *passwd; /* contents of /etc/passwd and /etc/group inside */
+	char *group;
+	char *hosts;
+
+	/* process */
+	char **envp;
+
+	/* seccomp: the compiled program (native architecture; other ABIs are killed) */
+	struct sock_filter *bpf;
+	unsigned short bpf_len;
+
+	/* landlock */
+	int landlock_abi; /* 0: not applied */
+
+	/* limits the plan could not honour, and other things the user must be told */
+	struct strv warnings;
+};
+
+/* Compile a policy (taking ownership of it). `caller_env` is the environment that
+ * env_pass entries are read from. Errors name the policy key that cannot be honoured. */
+struct warden_plan *warden_plan_compile(struct warden_policy *policy, char **caller_env,
+					struct warden_error **err);
+void warden_plan_free(struct warden_plan *plan);
+static inline void warden_plan_freep(struct warden_plan **p)
+{
+	warden_plan_free(*p);
+}
+#define _cleanup_plan_ __attribute__((cleanup(warden_plan_freep)))
+
+/* Default root-mode id range: far above ids that distributions hand out (and above the
+ * /etc/subuid ranges of ordinary users), so a sandbox id never names a host user. */
+#define WARDEN_HOST_ID_BASE 2147483648U
+#define WARDEN_HOST_ID_COUNT 65536U
+
+#endif

@@ -1,0 +1,125 @@
+/* policy.h: what a sandbox may do, as the user wrote it (validated, not yet compiled).
+ *
+ * Sections: the policy structure and its defaults; loading (presets, YAML files);
+ * volumes given as "HOST:PATH[:ro|rw]"; freeing. Every key is documented, with its
+ * default, in docs/policy.md; the loader rejects unknown keys.
+ */
+#ifndef WARDEN_POLICY_H
+#define WARDEN_POLICY_H
+
+#include "error.h"
+#include "util.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum warden_net_mode {
+	WARDEN_NET_NONE, /* a private network namespace with loopback only */
+	WARDEN_NET_HOST, /* the host's network namespace: an explicit, warned opt-out */
+	WARDEN_NET_MODE_MAX,
+	WARDEN_NET_MODE_INVALID = -1,
+};
+
+enum warden_landlock_mode {
+	WARDEN_LANDLOCK_BEST_EFFORT, /* the best ABI the kernel has; report what is missing */
+	WARDEN_LANDLOCK_REQUIRED,    /* refuse to start without Landlock ABI >= 6 */
+	WARDEN_LANDLOCK_OFF,
+	WARDEN_LANDLOCK_MODE_MAX,
+	WARDEN_LANDLOCK_MODE_INVALID = -1,
+};
+
+/* A host path made visible inside. For filesystem.read_only entries path == host. */
+struct warden_mount {
+	char *host;
+	char *path;
+	bool rw;
+	bool optional; /* skip silently when the host path does not exist */
+};
+
+struct warden_mounts {
+	struct warden_mount *v;
+	size_t n;
+};
+
+#define WARDEN_MAX_PORTS 64
+struct warden_ports {
+	uint16_t v[WARDEN_MAX_PORTS];
+	size_t n;
+};
+
+struct warden_policy {
+	char *name; /* preset name or file path, for messages */
+
+	/* filesystem */
+	struct warden_mounts read_only; /* host system paths, read-only at the same place */
+	struct warden_mounts volumes;   /* host directories bound in (rw by default) */
+	char *rootfs;                   /* an unpacked image used as / instead, or NULL */
+	uint64_t tmp_size;              /* bytes of the writable layer (/tmp, home, ...) */
+
+	/* process */
+	uid_t uid; /* identity inside; the user is named "agent" unless uid 0 */
+	gid_t gid;
+	char *workdir;       /* NULL: the user's home */
+	struct strv env;     /* NAME=VALUE set inside */
+	struct strv env_pass; /* NAME passed from the caller's environment when set */
+
+	/* limits (0 = unlimited where it says so in docs/policy.md) */
+	uint64_t memory;     /* bytes, memory.max / memory.limit_in_bytes, no swap */
+	uint64_t pids;       /* pids.max, and RLIMIT_NPROC */
+	uint64_t cpus_milli; /* CPU bandwidth in thousandths of a CPU; 0 = unlimited */
+	uint64_t timeout_ms; /* wall time before the whole sandbox is killed; 0 = none */
+	uint64_t nofile;     /* RLIMIT_NOFILE (soft and hard) */
+
+	/* network */
+	enum warden_net_mode net_mode;
+	struct warden_ports tcp_bind;    /* TCP ports Landlock lets the sandbox bind */
+	struct warden_ports tcp_connect; /* TCP ports Landlock lets the sandbox connect to */
+
+	/* security */
+	struct strv seccomp_deny;  /* syscalls refused in addition to the built-in list */
+	struct strv seccomp_allow; /* built-in refusals lifted (by syscall name) */
+	enum warden_landlock_mode landlock;
+	bool allow_ptrace; /* ptrace and process_vm_* within the sandbox */
+};
+
+/* The built-in presets, in the order `warden policy list` shows them. */
+extern const char *const warden_preset_names[];
+/* A preset's YAML text, or NULL. */
+const char *warden_preset_text(const char *name);
+
+/* A fresh policy holding the documented defaults (equal to the `default` preset). */
+struct warden_policy *warden_policy_new(void);
+void warden_policy_free(struct warden_policy *p);
+static inline void warden_policy_freep(struct warden_policy **p)
+{
+	warden_policy_free(*p);
+}
+#define _cleanup_policy_ __attribute__((cleanup(warden_policy_freep)))
+
+/* Load a preset by name, or a YAML file by path (anything containing '/' or ending in
+ * .yaml/.yml is a path). Errors name file:line:column and the key. */
+struct warden_policy *warden_policy_load(const char *name_or_path, struct warden_error **err);
+/* Parse YAML text on top of the defaults (or of the preset it `extends:`); `origin`
+ * names it in error messages and is its name unless it sets `name:`. */
+struct warden_policy *warden_policy_parse(const char *text, size_t len, const char *origin,
+					  struct warden_error **err);
+
+/* "HOST:PATH[:ro|rw]" -> mount. HOST may be relative (resolved later, on the host). */
+int warden_mount_parse_spec(const char *spec, struct warden_mount *ret, struct warden_error **err);
+void warden_mounts_push(struct warden_mounts *m, const struct warden_mount *src);
+void warden_mounts_clear(struct warden_mounts *m);
+
+/* Parse "UID[:GID]" or a name ("agent", "root"). */
+int warden_user_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid, struct warden_error **err);
+
+/* Render the effective policy back as YAML (for `warden policy show`). */
+char *warden_policy_to_yaml(const struct warden_policy *p);
+
+/* A shell-style variable name: [A-Za-z_][A-Za-z0-9_]*. */
+bool warden_env_name_valid(const char *s);
+
+/* The uid the default "agent" user has inside a sandbox. */
+#define WARDEN_AGENT_UID 1000
+
+#endif

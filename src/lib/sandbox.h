@@ -1,0 +1,79 @@
+/* sandbox.h: the public lifecycle of a sandbox: start, watch, signal, destroy.
+ *
+ * A sandbox is a supervisor (this process, host side) and an init (pid 1 inside) started
+ * from an immutable plan; a backend (struct warden_backend) does the work, and front ends
+ * never know which one. The library never prints: warnings are collected for the front
+ * end, errors come back through the error contract or as events.
+ */
+#ifndef WARDEN_SANDBOX_H
+#define WARDEN_SANDBOX_H
+
+#include "error.h"
+#include "plan.h"
+
+#include <stdbool.h>
+#include <sys/ioctl.h>
+#include <sys/types.h>
+
+/* The process a sandbox starts with; the sandbox ends when it does. */
+struct warden_process {
+	char **argv;
+	bool tty;               /* a new pseudo-terminal inside (the master comes back) */
+	struct winsize winsize; /* its initial size, when tty */
+};
+
+enum warden_event_kind {
+	WARDEN_EVENT_NONE,   /* nothing (more) to report now */
+	WARDEN_EVENT_FAILED, /* setup or exec failed: errnum, text; exec tells which */
+	WARDEN_EVENT_EXITED, /* the sandbox ended: code is the main process's status (N or
+				128+N for signal N), unless a FAILED event came first */
+	WARDEN_EVENT_LOST,   /* the sandbox's init was killed before the process ended */
+	WARDEN_EVENT_KIND_MAX,
+};
+
+struct warden_event {
+	enum warden_event_kind kind;
+	int code;
+	int errnum;
+	bool exec; /* FAILED: the command could not be executed (ENOENT: not found) */
+	char text[512];
+};
+
+struct warden_sandbox;
+
+struct warden_backend {
+	const char *name;
+	int (*start)(struct warden_sandbox *sb, const struct warden_process *proc,
+		     struct warden_error **err);
+	int (*next_event)(struct warden_sandbox *sb, struct warden_event *ev,
+			  struct warden_error **err);
+	int (*signal)(struct warden_sandbox *sb, int sig, struct warden_error **err);
+	void (*destroy)(struct warden_sandbox *sb);
+};
+
+struct warden_sandbox {
+	const struct warden_backend *backend;
+	const struct warden_plan *plan; /* borrowed: must outlive the sandbox */
+	char id[17];
+	int fds[2];  /* poll both for input; then call warden_sandbox_next_event() */
+	int pty_fd;  /* the terminal's master side, or -1 */
+	struct strv warnings;
+	void *priv; /* the backend's state */
+};
+
+/* Create a sandbox and start proc in it. Returns once init is on its way (with a tty:
+ * once the terminal exists); setup and exec failures after that arrive as events. */
+int warden_sandbox_start(const struct warden_plan *plan, const struct warden_process *proc,
+			 struct warden_sandbox **ret, struct warden_error **err);
+/* The next event, or WARDEN_EVENT_NONE; never blocks. */
+int warden_sandbox_next_event(struct warden_sandbox *sb, struct warden_event *ev,
+			      struct warden_error **err);
+/* Deliver sig to the sandbox's main process (through init). SIGKILL ends the sandbox. */
+int warden_sandbox_signal(struct warden_sandbox *sb, int sig, struct warden_error **err);
+/* Kill everything, reap, and remove every trace (cgroups, fds). NULL-safe. */
+void warden_sandbox_destroy(struct warden_sandbox *sb);
+
+/* The namespace backend. */
+extern const struct warden_backend warden_ns_backend;
+
+#endif

@@ -1,0 +1,85 @@
+/* sync.c: sending and receiving supervisor <-> init messages (see sync.h). */
+#define _GNU_SOURCE
+#include "sync.h"
+#include "util.h"
+
+#include <sys/socket.h>
+
+int sync_send(int sock, const struct sync_msg *msg, const int *fds, unsigned nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * SYNC_MAX_FDS)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = (void *)msg, .iov_len = sizeof(*msg)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (nfds > SYNC_MAX_FDS)
+		return -E2BIG;
+	if (nfds) {
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	for (;;) {
+		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+		if (n == (ssize_t)sizeof(*msg))
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 ? -errno : -EIO;
+	}
+}
+
+int sync_recv(int sock, struct sync_msg *msg, int *fds, unsigned max_fds, unsigned *ret_nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * SYNC_MAX_FDS)];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = msg, .iov_len = sizeof(*msg)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	ssize_t n;
+	unsigned got = 0;
+	int r = 0;
+
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -EPIPE;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		unsigned cnt = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		int *in = (int *)CMSG_DATA(c);
+		for (unsigned i = 0; i < cnt; i++) {
+			if (got < max_fds && fds)
+				fds[got++] = in[i];
+			else {
+				close(in[i]);
+				r = -EBADMSG;
+			}
+		}
+	}
+	if (ret_nfds)
+		*ret_nfds = got;
+	if (r < 0 || n != (ssize_t)sizeof(*msg) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+	    msg->type == 0 || msg->type >= SYNC_TYPE_MAX) {
+		for (unsigned i = 0; i < got; i++)
+			close(fds[i]);
+		if (ret_nfds)
+			*ret_nfds = 0;
+		return -EBADMSG;
+	}
+	msg->step[sizeof(msg->step) - 1] = '\0';
+	msg->text[sizeof(msg->text) - 1] = '\0';
+	return 0;
+}

@@ -1,0 +1,51 @@
+/* sync.h: the messages between a sandbox's supervisor (host side) and its init (pid 1).
+ *
+ * One SOCK_SEQPACKET socketpair per sandbox; every message is one fixed-size struct, with
+ * file descriptors attached as SCM_RIGHTS where a message says so. Init treats the socket
+ * as its only link to the host; the supervisor treats everything init sends as untrusted
+ * (init runs confined, but it is inside the sandbox): lengths are fixed, strings are
+ * re-terminated, pids and statuses are only reported, never acted upon blindly.
+ */
+#ifndef WARDEN_SYNC_H
+#define WARDEN_SYNC_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A sandbox started by `warden run` ends with its main process: init then exits with the
+ * process's status mapped the way a shell maps it (N, or 128+N for signal N), so the
+ * supervisor learns it from init's own exit, without one more message and wakeup. */
+enum sync_type {
+	SYNC_GO = 1,      /* supervisor -> init: ids mapped; fds: detached mounts */
+	SYNC_JOINED,      /* supervisor -> init: init is in the sandbox's cgroups */
+	SYNC_READY,       /* init -> supervisor, with a tty only: fd: the pty master */
+	SYNC_ERROR,       /* init -> supervisor: a setup step failed (step, errnum, text) */
+	SYNC_EXEC_FAILED, /* init -> supervisor: execve of the command failed (errnum, text) */
+	SYNC_TYPE_MAX,
+};
+
+#define SYNC_MAX_FDS 64
+
+/* One shared anonymous page, mapped before clone. */
+struct sync_shared {
+	uint32_t go;
+	uint32_t joined;
+};
+
+struct sync_msg {
+	uint32_t type;
+	int32_t errnum;
+	int32_t status;
+	int32_t pid;
+	uint32_t nfds;
+	char step[28];
+	char text[480];
+};
+
+/* Send one message with optional fds. Returns 0 or -errno. */
+int sync_send(int sock, const struct sync_msg *msg, const int *fds, unsigned nfds);
+/* Receive one message; attached fds (O_CLOEXEC) go to fds[0..*nfds). Returns 0, -EPIPE on
+ * EOF, or -errno. Extra fds beyond max_fds are closed and the message is refused. */
+int sync_recv(int sock, struct sync_msg *msg, int *fds, unsigned max_fds, unsigned *ret_nfds);
+
+#endif

@@ -1,0 +1,258 @@
+/* util.c: allocation, string vectors, number parsing and small file helpers. */
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (!p)
+		abort();
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	char *p;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	return p;
+}
+
+void strv_push_take(struct strv *s, char *str)
+{
+	if (s->n + 2 > s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 8;
+		s->v = xrealloc(s->v, s->cap * sizeof(char *));
+	}
+	s->v[s->n++] = str;
+	s->v[s->n] = NULL;
+}
+
+void strv_push(struct strv *s, const char *str)
+{
+	strv_push_take(s, xstrdup(str));
+}
+
+void strv_clear(struct strv *s)
+{
+	strv_free(s->v);
+	s->v = NULL;
+	s->n = s->cap = 0;
+}
+
+char **strv_copy(char *const *v)
+{
+	struct strv s = {0};
+	for (; v && *v; v++)
+		strv_push(&s, *v);
+	if (!s.v)
+		s.v = xcalloc(1, sizeof(char *));
+	return s.v;
+}
+
+void strv_free(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+int parse_uint(const char *s, uint64_t max, uint64_t *ret, const char **ret_why)
+{
+	uint64_t v = 0;
+	if (!s || !*s) {
+		*ret_why = "empty number";
+		return -1;
+	}
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9') {
+			*ret_why = "not a whole number";
+			return -1;
+		}
+		if (v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10) {
+			*ret_why = "number too large";
+			return -1;
+		}
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (v > max) {
+		*ret_why = "number too large";
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+int parse_milli(const char *s, uint64_t *ret, const char **ret_why)
+{
+	uint64_t whole = 0, frac = 0;
+	int digits = 0;
+	const char *p = s;
+	if (!s || !*s || *s == '.') {
+		*ret_why = "not a number";
+		return -1;
+	}
+	for (; *p >= '0' && *p <= '9'; p++) {
+		whole = whole * 10 + (uint64_t)(*p - '0');
+		if (whole > 1000000) {
+			*ret_why = "number too large";
+			return -1;
+		}
+	}
+	if (*p == '.') {
+		p++;
+		if (!*p) {
+			*ret_why = "not a number";
+			return -1;
+		}
+		for (; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 3)
+				frac = frac * 10 + (uint64_t)(*p - '0');
+		for (int i = digits; i < 3; i++)
+			frac *= 10;
+	}
+	if (*p) {
+		*ret_why = "not a number";
+		return -1;
+	}
+	*ret = whole * 1000 + frac;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *ret, const char **ret_why)
+{
+	uint64_t v = 0;
+	const char *p = s;
+	if (!s || !*s) {
+		*ret_why = "empty size";
+		return -1;
+	}
+	if (*p < '0' || *p > '9') {
+		*ret_why = "a size starts with a number (e.g. 512M)";
+		return -1;
+	}
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10) {
+			*ret_why = "size too large";
+			return -1;
+		}
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	static const struct {
+		const char *suffix;
+		unsigned shift;
+	} units[] = {
+		{"", 0},    {"B", 0},    {"K", 10},  {"KB", 10},  {"KiB", 10}, {"k", 10},
+		{"M", 20},  {"MB", 20},  {"MiB", 20}, {"m", 20},  {"G", 30},   {"GB", 30},
+		{"GiB", 30}, {"g", 30},  {"T", 40},  {"TB", 40},  {"TiB", 40}, {"t", 40},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (!streq(p, units[i].suffix))
+			continue;
+		if (units[i].shift && v > (UINT64_MAX >> units[i].shift)) {
+			*ret_why = "size too large";
+			return -1;
+		}
+		*ret = v << units[i].shift;
+		return 0;
+	}
+	*ret_why = "unknown size unit (use K, M, G or T)";
+	return -1;
+}
+
+void format_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+	while (u < 3 && bytes && bytes % 1024 == 0) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%" PRIu64, bytes);
+	else
+		snprintf(buf, len, "%" PRIu64 "%c", bytes, units[u]);
+}
+
+int write_file_at(int dirfd, const char *path, const char *buf)
+{
+	_cleanup_close_ int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	size_t len = strlen(buf);
+	ssize_t n = write(fd, buf, len);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n != len)
+		return -EIO;
+	return 0;
+}
+
+ssize_t read_file_at(int dirfd, const char *path, char *buf, size_t len)
+{
+	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	size_t got = 0;
+	while (got + 1 < len) {
+		ssize_t n = read(fd, buf + got, len - 1 - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	return (ssize_t)got;
+}
+
+bool path_is_normal_absolute(const char *p)
+{
+	if (!p || p[0] != '/' || p[1] == '\0')
+		return false;
+	for (const char *c = p; *c;) {
+		/* c points at a '/' */
+		const char *start = c + 1;
+		const char *end = strchrnul(start, '/');
+		size_t n = (size_t)(end - start);
+		if (n == 0 || (n == 1 && start[0] == '.') ||
+		    (n == 2 && start[0] == '.' && start[1] == '.'))
+			return false;
+		c = end;
+	}
+	return true;
+}

@@ -1,0 +1,109 @@
+/* util.h: small helpers shared by the whole library.
+ *
+ * Sections: cleanup attributes and ownership transfer (systemd's style), string and
+ * number helpers, fd helpers. Nothing here prints or exits.
+ */
+#ifndef WARDEN_UTIL_H
+#define WARDEN_UTIL_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define _unused_ __attribute__((unused))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static inline void freep(void *p)
+{
+	free(*(void **)p);
+}
+
+static inline void closep(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		close(*fd);
+		errno = saved;
+	}
+}
+
+static inline void fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+
+static inline void closedirp(DIR **d)
+{
+	if (*d)
+		closedir(*d);
+}
+
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+#define _cleanup_close_ __attribute__((cleanup(closep)))
+#define _cleanup_fclose_ __attribute__((cleanup(fclosep)))
+#define _cleanup_closedir_ __attribute__((cleanup(closedirp)))
+
+/* Move ownership out of a cleanup variable. */
+#define TAKE_PTR(p)                                                                                \
+	({                                                                                         \
+		__typeof__(p) _tmp = (p);                                                          \
+		(p) = NULL;                                                                        \
+		_tmp;                                                                              \
+	})
+#define TAKE_FD(fd)                                                                                \
+	({                                                                                         \
+		int _tmp = (fd);                                                                   \
+		(fd) = -1;                                                                         \
+		_tmp;                                                                              \
+	})
+
+static inline bool streq(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
+
+/* Allocation helpers: warden treats allocation failure as fatal only at the top; the
+ * library reports ENOMEM through the error contract where it can, and these abort()
+ * otherwise, which is what every caller would do anyway. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable NULL-terminated string vector. */
+struct strv {
+	char **v;
+	size_t n, cap;
+};
+void strv_push(struct strv *s, const char *str);
+void strv_push_take(struct strv *s, char *str);
+void strv_clear(struct strv *s);
+char **strv_copy(char *const *v);
+void strv_free(char **v);
+
+/* Parse "512M", "1G", "1GiB", "4096" into bytes. Returns 0, or -1 with a static reason. */
+int parse_size(const char *s, uint64_t *ret, const char **ret_why);
+/* Parse a non-negative decimal integer that fits in max. */
+int parse_uint(const char *s, uint64_t max, uint64_t *ret, const char **ret_why);
+/* Parse a non-negative decimal with an optional fraction ("1.5"); result scaled by 1000. */
+int parse_milli(const char *s, uint64_t *ret, const char **ret_why);
+/* Format bytes the way parse_size reads them back ("512M"). */
+void format_size(uint64_t bytes, char *buf, size_t len);
+
+/* Write the whole buffer to path (O_WRONLY|O_CLOEXEC, no create). Returns 0 or -errno. */
+int write_file_at(int dirfd, const char *path, const char *buf);
+/* Read a small file into a NUL-terminated buffer. Returns length or -errno. */
+ssize_t read_file_at(int dirfd, const char *path, char *buf, size_t len);
+
+/* A path that is absolute, normalized (no "//", ".", ".." components) and not "/". */
+bool path_is_normal_absolute(const char *p);
+
+#endif
