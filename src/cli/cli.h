@@ -5,10 +5,10 @@
 #include "../lib/error.h"
 
 /* Exit statuses, the docker/podman convention. */
-#define EXIT_WARDEN 125     /* warden's own error */
+#define EXIT_WARDEN      125 /* warden's own error */
 #define EXIT_CANNOT_EXEC 126 /* the command exists but cannot be executed */
-#define EXIT_NOT_FOUND 127  /* the command was not found */
-#define EXIT_TIMEOUT 124    /* --timeout expired */
+#define EXIT_NOT_FOUND   127 /* the command was not found */
+#define EXIT_TIMEOUT     124 /* --timeout expired */
 
 struct verb {
 	const char *name;

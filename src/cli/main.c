@@ -9,11 +9,11 @@ static int cmd_help(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
 
 static const struct verb verbs[] = {
-	{"run", cmd_run, "run a command in a fresh sandbox"},
-	{"policy", cmd_policy, "list, show and check policies"},
-	{"version", cmd_version, "print the version"},
-	{"help", cmd_help, "show this help"},
-	{NULL, NULL, NULL},
+    {"run", cmd_run, "run a command in a fresh sandbox"},
+    {"policy", cmd_policy, "list, show and check policies"},
+    {"version", cmd_version, "print the version"},
+    {"help", cmd_help, "show this help"},
+    {NULL, NULL, NULL},
 };
 
 int cli_fail(struct warden_error *e)

@@ -3,9 +3,10 @@
 #include "cli.h"
 #include "../lib/policy.h"
 
-static const char usage[] = "usage: warden policy list\n"
-			    "       warden policy show NAME|FILE   (the effective policy, as YAML)\n"
-			    "       warden policy check FILE...    (validate; exit 0 if all are valid)\n";
+static const char usage[] =
+    "usage: warden policy list\n"
+    "       warden policy show NAME|FILE   (the effective policy, as YAML)\n"
+    "       warden policy check FILE...    (validate; exit 0 if all are valid)\n";
 
 int cmd_policy(int argc, char **argv)
 {

@@ -35,25 +35,25 @@ struct run_opts {
 };
 
 static const char usage[] =
-	"usage: warden run [OPTIONS] -- CMD [ARGS...]\n"
-	"\n"
-	"Run CMD in a fresh sandbox and exit with its status (128+N if killed by signal N;\n"
-	"124 on --timeout; 125 for warden's own errors; 126/127 if CMD cannot be run/found).\n"
-	"\n"
-	"  --policy NAME|FILE       a preset (default, strict) or a YAML policy file\n"
-	"  -v, --volume HOST:PATH[:ro|rw]  bind a host directory in (rw by default)\n"
-	"  -w, --workdir PATH       working directory inside\n"
-	"  -e, --env NAME[=VALUE]   pass NAME from here, or set it; all else is cleared\n"
-	"  --rootfs DIR             use DIR (an unpacked image) as the root\n"
-	"  --memory SIZE            memory limit (e.g. 512M, 2G; no swap)\n"
-	"  --pids N                 process/thread limit\n"
-	"  --cpus X                 CPU limit (e.g. 0.5, 2)\n"
-	"  --tmp-size SIZE          size of the writable layer (/tmp, home, ...)\n"
-	"  --timeout SECONDS        kill the whole sandbox after this long (exit 124)\n"
-	"  --network none|host      network mode (host shares the host's network)\n"
-	"  -t, --tty                give the command a new pseudo-terminal\n"
-	"  --user UID[:GID]         identity inside (default: agent)\n"
-	"  -q, --quiet              do not print warnings\n";
+    "usage: warden run [OPTIONS] -- CMD [ARGS...]\n"
+    "\n"
+    "Run CMD in a fresh sandbox and exit with its status (128+N if killed by signal N;\n"
+    "124 on --timeout; 125 for warden's own errors; 126/127 if CMD cannot be run/found).\n"
+    "\n"
+    "  --policy NAME|FILE       a preset (default, strict) or a YAML policy file\n"
+    "  -v, --volume HOST:PATH[:ro|rw]  bind a host directory in (rw by default)\n"
+    "  -w, --workdir PATH       working directory inside\n"
+    "  -e, --env NAME[=VALUE]   pass NAME from here, or set it; all else is cleared\n"
+    "  --rootfs DIR             use DIR (an unpacked image) as the root\n"
+    "  --memory SIZE            memory limit (e.g. 512M, 2G; no swap)\n"
+    "  --pids N                 process/thread limit\n"
+    "  --cpus X                 CPU limit (e.g. 0.5, 2)\n"
+    "  --tmp-size SIZE          size of the writable layer (/tmp, home, ...)\n"
+    "  --timeout SECONDS        kill the whole sandbox after this long (exit 124)\n"
+    "  --network none|host      network mode (host shares the host's network)\n"
+    "  -t, --tty                give the command a new pseudo-terminal\n"
+    "  --user UID[:GID]         identity inside (default: agent)\n"
+    "  -q, --quiet              do not print warnings\n";
 
 enum {
 	OPT_POLICY = 256,
@@ -68,22 +68,22 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"policy", required_argument, NULL, OPT_POLICY},
-	{"volume", required_argument, NULL, 'v'},
-	{"workdir", required_argument, NULL, 'w'},
-	{"env", required_argument, NULL, 'e'},
-	{"rootfs", required_argument, NULL, OPT_ROOTFS},
-	{"memory", required_argument, NULL, OPT_MEMORY},
-	{"pids", required_argument, NULL, OPT_PIDS},
-	{"cpus", required_argument, NULL, OPT_CPUS},
-	{"tmp-size", required_argument, NULL, OPT_TMP},
-	{"timeout", required_argument, NULL, OPT_TIMEOUT},
-	{"user", required_argument, NULL, OPT_USER},
-	{"network", required_argument, NULL, OPT_NETWORK},
-	{"tty", no_argument, NULL, 't'},
-	{"quiet", no_argument, NULL, 'q'},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+    {"policy", required_argument, NULL, OPT_POLICY},
+    {"volume", required_argument, NULL, 'v'},
+    {"workdir", required_argument, NULL, 'w'},
+    {"env", required_argument, NULL, 'e'},
+    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"pids", required_argument, NULL, OPT_PIDS},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"tmp-size", required_argument, NULL, OPT_TMP},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"user", required_argument, NULL, OPT_USER},
+    {"network", required_argument, NULL, OPT_NETWORK},
+    {"tty", no_argument, NULL, 't'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /* ---- options ----------------------------------------------------------------------- */
@@ -111,14 +111,15 @@ static int parse_opts(int argc, char **argv, struct run_opts *o, int *ret_cmd)
 		case 'w':
 			if (!path_is_normal_absolute(optarg) && !streq(optarg, "/"))
 				return cli_failf("--workdir: \"%s\" is not an absolute, normalized "
-						 "path",
-						 optarg);
+				                 "path",
+				                 optarg);
 			o->workdir = optarg;
 			break;
 		case 'e': {
 			_cleanup_free_ char *name = strndup(optarg, strcspn(optarg, "="));
 			if (!warden_env_name_valid(name))
-				return cli_failf("--env: \"%s\" is not a valid variable name", name);
+				return cli_failf("--env: \"%s\" is not a valid variable name",
+				                 name);
 			strv_push(&o->env, optarg);
 			break;
 		}
@@ -159,15 +160,15 @@ static int parse_opts(int argc, char **argv, struct run_opts *o, int *ret_cmd)
 			return cli_failf("%s: needs a value", argv[optind - 1]);
 		default:
 			if (optopt)
-				return cli_failf("run: unknown option -%c (see 'warden run --help')",
-						 optopt);
+				return cli_failf(
+				    "run: unknown option -%c (see 'warden run --help')", optopt);
 			return cli_failf("run: unknown option %s (see 'warden run --help')",
-					 argv[optind - 1]);
+			                 argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
 		return cli_failf("run: no command given (usage: warden run [OPTIONS] -- CMD "
-				 "[ARGS...])");
+		                 "[ARGS...])");
 	*ret_cmd = optind;
 	return 0;
 }
@@ -218,14 +219,14 @@ static int apply_opts(const struct run_opts *o, struct warden_policy *p)
 		return cli_failf("--pids: \"%s\": %s", o->pids, why ? why : "must be at least 2");
 	if (o->cpus && (parse_milli(o->cpus, &p->cpus_milli, &why) < 0 || p->cpus_milli < 10))
 		return cli_failf("--cpus: \"%s\": %s", o->cpus,
-				 why ? why : "must be at least 0.01");
+		                 why ? why : "must be at least 0.01");
 	if (o->tmp_size &&
 	    (parse_size(o->tmp_size, &p->tmp_size, &why) < 0 || p->tmp_size < (1ULL << 20)))
 		return cli_failf("--tmp-size: \"%s\": %s", o->tmp_size,
-				 why ? why : "must be at least 1M");
+		                 why ? why : "must be at least 1M");
 	if (o->timeout && (parse_milli(o->timeout, &p->timeout_ms, &why) < 0 || !p->timeout_ms))
 		return cli_failf("--timeout: \"%s\": %s", o->timeout,
-				 why ? why : "must be more than 0 seconds");
+		                 why ? why : "must be more than 0 seconds");
 	if (o->user && warden_user_parse(o->user, &p->uid, &p->gid, &e) < 0)
 		return cli_failf("--user: %s", e->msg);
 	if (o->network) {
@@ -327,8 +328,8 @@ static void forward_stdin(struct term *t)
 
 /* ---- the supervisor loop ----------------------------------------------------------- */
 
-static const int handled[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM,
-			      SIGWINCH};
+static const int handled[] = {SIGINT,  SIGTERM, SIGHUP,  SIGQUIT,
+                              SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH};
 
 static int64_t now_ms(void)
 {
@@ -359,11 +360,11 @@ static int on_event(const struct warden_event *ev, struct term *t, bool *failed,
 	case WARDEN_EVENT_FAILED:
 		term_restore(t);
 		fprintf(stderr, "warden: %s%s%s\n", ev->text, ev->errnum ? ": " : "",
-			ev->errnum ? strerror(ev->errnum) : "");
+		        ev->errnum ? strerror(ev->errnum) : "");
 		*failed = true;
-		*fail_code = !ev->exec ? EXIT_WARDEN
-			     : ev->errnum == ENOENT ? EXIT_NOT_FOUND
-						    : EXIT_CANNOT_EXEC;
+		*fail_code = !ev->exec              ? EXIT_WARDEN
+		             : ev->errnum == ENOENT ? EXIT_NOT_FOUND
+		                                    : EXIT_CANNOT_EXEC;
 		return -1;
 	case WARDEN_EVENT_EXITED:
 		if (t->master_open)
@@ -386,11 +387,11 @@ static int supervise(struct warden_sandbox *sb, const struct warden_policy *p, i
 	term_start(&t, sb->pty_fd);
 	while (result < 0) {
 		struct pollfd pfd[5] = {
-			{.fd = sb->fds[0], .events = POLLIN},
-			{.fd = sb->fds[1], .events = POLLIN},
-			{.fd = sfd, .events = POLLIN},
-			{.fd = t.master_open ? t.master : -1, .events = POLLIN},
-			{.fd = t.stdin_open ? STDIN_FILENO : -1, .events = POLLIN},
+		    {.fd = sb->fds[0], .events = POLLIN},
+		    {.fd = sb->fds[1], .events = POLLIN},
+		    {.fd = sfd, .events = POLLIN},
+		    {.fd = t.master_open ? t.master : -1, .events = POLLIN},
+		    {.fd = t.stdin_open ? STDIN_FILENO : -1, .events = POLLIN},
 		};
 		int timeout = -1;
 		if (deadline) {
@@ -403,7 +404,7 @@ static int supervise(struct warden_sandbox *sb, const struct warden_policy *p, i
 		if (deadline && now_ms() >= deadline) {
 			term_restore(&t);
 			fprintf(stderr, "warden: timeout: killed after %.3g s\n",
-				(double)p->timeout_ms / 1000.0);
+			        (double)p->timeout_ms / 1000.0);
 			result = EXIT_TIMEOUT;
 			break;
 		}

@@ -44,8 +44,8 @@ const char *warden_error_text(struct warden_error *e)
 	if (!e)
 		return "unknown error";
 	if (!e->text)
-		e->text = e->errnum ? xasprintf("%s: %s", e->msg, strerror(e->errnum))
-				    : xstrdup(e->msg);
+		e->text =
+		    e->errnum ? xasprintf("%s: %s", e->msg, strerror(e->errnum)) : xstrdup(e->msg);
 	return e->text;
 }
 

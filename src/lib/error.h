@@ -9,18 +9,18 @@
 #define WARDEN_ERROR_H
 
 struct warden_error {
-	int errnum;  /* errno value, 0 when the message says it all */
-	char *msg;   /* what failed, without the errno text */
-	char *text;  /* cached full text, built by warden_error_text() */
+	int errnum; /* errno value, 0 when the message says it all */
+	char *msg;  /* what failed, without the errno text */
+	char *text; /* cached full text, built by warden_error_text() */
 };
 
 /* Fill *err (if err is not NULL and *err is NULL) and return -1. errnum 0 means the
  * message is complete on its own. */
 int warden_error_set(struct warden_error **err, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Prefix the message of *err with context ("step: "); returns -1 for chaining. */
 int warden_error_wrap(struct warden_error **err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* "msg: strerror(errnum)" or "msg". Owned by the error. */
 const char *warden_error_text(struct warden_error *e);
 void warden_error_free(struct warden_error *e);

@@ -25,7 +25,7 @@ static void push_bind(struct warden_plan *plan, struct warden_bind *b)
 }
 
 static int add_read_only(struct warden_plan *plan, const struct warden_mount *m,
-			 struct warden_error **err)
+                         struct warden_error **err)
 {
 	struct stat st;
 	struct warden_bind b = {0};
@@ -43,9 +43,9 @@ static int add_read_only(struct warden_plan *plan, const struct warden_mount *m,
 		b.symlink = xstrdup(target);
 	} else if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
 		return warden_error_set(err, 0,
-					"filesystem.read_only: %s: only directories and regular "
-					"files can be made visible (devices go through devices:)",
-					m->host);
+		                        "filesystem.read_only: %s: only directories and regular "
+		                        "files can be made visible (devices go through devices:)",
+		                        m->host);
 	}
 	b.host = xstrdup(m->host);
 	b.path = xstrdup(m->path);
@@ -87,24 +87,25 @@ static int add_volumes(struct warden_plan *plan, struct warden_error **err)
 		char *real = realpath(m->host, NULL);
 		if (i > 0 && streq(sorted[i - 1].path, m->path))
 			r = warden_error_set(err, 0, "volume %s: two volumes at the same path",
-					     m->path);
+			                     m->path);
 		else if (!real)
 			r = warden_error_set(err, 0, "volume %s: %s", m->host,
-					     errno == ENOENT ? "no such directory" : strerror(errno));
+			                     errno == ENOENT ? "no such directory"
+			                                     : strerror(errno));
 		else if (stat(real, &st) < 0)
 			r = warden_error_set(err, errno, "volume %s", m->host);
 		else if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
 			r = warden_error_set(err, 0, "volume %s: not a directory or regular file",
-					     m->host);
+			                     m->host);
 		if (r < 0) {
 			free(real);
 			break;
 		}
 		struct warden_bind b = {.host = real,
-					.path = xstrdup(m->path),
-					.rw = m->rw,
-					.is_dir = S_ISDIR(st.st_mode),
-					.volume = true};
+		                        .path = xstrdup(m->path),
+		                        .rw = m->rw,
+		                        .is_dir = S_ISDIR(st.st_mode),
+		                        .volume = true};
 		push_bind(plan, &b);
 	}
 	free(sorted);
@@ -119,7 +120,7 @@ static char *image_file(const char *rootfs, const char *path)
 {
 	_cleanup_close_ int root = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
-			       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+	                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
 	if (root < 0)
 		return NULL;
 	_cleanup_close_ int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
@@ -169,9 +170,9 @@ static void generate_etc(struct warden_plan *plan)
 {
 	const struct warden_policy *p = plan->policy;
 	const char *name = p->uid == 0 ? "root" : "agent";
-	_cleanup_free_ char *pw_line = xasprintf("%s:x:%u:%u:%s:%s:/bin/sh\n", name,
-						 (unsigned)p->uid, (unsigned)p->gid, name,
-						 plan->home);
+	_cleanup_free_ char *pw_line =
+	    xasprintf("%s:x:%u:%u:%s:%s:/bin/sh\n", name, (unsigned)p->uid, (unsigned)p->gid, name,
+	              plan->home);
 	_cleanup_free_ char *gr_line = xasprintf("%s:x:%u:\n", name, (unsigned)p->gid);
 	if (p->rootfs) {
 		_cleanup_free_ char *pw = image_file(p->rootfs, "etc/passwd");
@@ -180,15 +181,16 @@ static void generate_etc(struct warden_plan *plan)
 		plan->group = merge_db(gr, name, p->gid, gr_line);
 	} else {
 		/* A minimal database: the host's user names are none of the sandbox's business. */
-		plan->passwd = merge_db("root:x:0:0:root:/root:/bin/sh\n"
-					"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-					name, p->uid, pw_line);
-		plan->group = merge_db("root:x:0:\ntty:x:5:\nnogroup:x:65534:\n", name, p->gid,
-				       gr_line);
+		plan->passwd =
+		    merge_db("root:x:0:0:root:/root:/bin/sh\n"
+		             "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+		             name, p->uid, pw_line);
+		plan->group =
+		    merge_db("root:x:0:\ntty:x:5:\nnogroup:x:65534:\n", name, p->gid, gr_line);
 	}
 	plan->hosts = xasprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
-				"ip6-loopback\n127.0.1.1\t%s\n",
-				plan->hostname);
+	                        "ip6-loopback\n127.0.1.1\t%s\n",
+	                        plan->hostname);
 }
 
 /* ---- environment ------------------------------------------------------------------- */
@@ -249,23 +251,23 @@ static int check_landlock(struct warden_plan *plan, struct warden_error **err)
 	}
 	if (mode == WARDEN_LANDLOCK_REQUIRED && abi < 6)
 		return warden_error_set(err, 0,
-					"security.landlock: required, but this kernel offers "
-					"Landlock ABI %d (6 or later needed)",
-					abi);
+		                        "security.landlock: required, but this kernel offers "
+		                        "Landlock ABI %d (6 or later needed)",
+		                        abi);
 	plan->landlock_abi = abi;
 	if (abi == 0)
 		strv_push(&plan->warnings, "Landlock is not available on this kernel: file "
-					   "system, TCP and scoping rules not applied");
+		                           "system, TCP and scoping rules not applied");
 	else if (abi < 4)
 		strv_push_take(&plan->warnings,
-			       xasprintf("Landlock ABI %d: TCP bind/connect rules and scoping not "
-					 "applied (need ABI 4 and 6)",
-					 abi));
+		               xasprintf("Landlock ABI %d: TCP bind/connect rules and scoping not "
+		                         "applied (need ABI 4 and 6)",
+		                         abi));
 	else if (abi < 6)
 		strv_push_take(&plan->warnings,
-			       xasprintf("Landlock ABI %d: abstract unix socket and signal scoping "
-					 "not applied (need ABI 6)%s",
-					 abi, abi < 5 ? "; device ioctls not restricted" : ""));
+		               xasprintf("Landlock ABI %d: abstract unix socket and signal scoping "
+		                         "not applied (need ABI 6)%s",
+		                         abi, abi < 5 ? "; device ioctls not restricted" : ""));
 	return 0;
 }
 
@@ -275,15 +277,15 @@ static void check_rlimit(struct warden_plan *plan, int resource, const char *key
 	if (want && getrlimit(resource, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
 	    want > rl.rlim_max)
 		strv_push_take(&plan->warnings,
-			       xasprintf("%s: %llu is above this host's hard limit; capped to %llu",
-					 key, (unsigned long long)want,
-					 (unsigned long long)rl.rlim_max));
+		               xasprintf("%s: %llu is above this host's hard limit; capped to %llu",
+		                         key, (unsigned long long)want,
+		                         (unsigned long long)rl.rlim_max));
 }
 
 /* ---- entry point ------------------------------------------------------------------- */
 
 struct warden_plan *warden_plan_compile(struct warden_policy *policy, char **caller_env,
-					struct warden_error **err)
+                                        struct warden_error **err)
 {
 	struct warden_plan *plan = xcalloc(1, sizeof(*plan));
 	plan->policy = policy;
@@ -323,7 +325,7 @@ struct warden_plan *warden_plan_compile(struct warden_policy *policy, char **cal
 	plan->envp = build_env(plan, caller_env);
 	if (p->net_mode == WARDEN_NET_HOST)
 		strv_push(&plan->warnings,
-			  "network.mode: host: the sandbox shares the host's network namespace");
+		          "network.mode: host: the sandbox shares the host's network namespace");
 	check_rlimit(plan, RLIMIT_NOFILE, "limits.nofile", p->nofile);
 	check_rlimit(plan, RLIMIT_NPROC, "limits.pids (RLIMIT_NPROC)", p->pids);
 	return plan;

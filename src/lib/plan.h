@@ -28,13 +28,13 @@ struct warden_plan {
 	struct warden_policy *policy; /* owned */
 
 	/* identity */
-	bool rootless;        /* the caller is not root: single-id user namespace */
-	uid_t caller_uid;     /* who runs warden; owns files created in volumes */
+	bool rootless;    /* the caller is not root: single-id user namespace */
+	uid_t caller_uid; /* who runs warden; owns files created in volumes */
 	gid_t caller_gid;
-	uid_t host_base;      /* root mode: host uid of sandbox uid 0 */
-	uint32_t host_count;  /* root mode: ids mapped (65536) */
-	char *home;           /* /home/agent or /root */
-	char *workdir;        /* absolute, inside */
+	uid_t host_base;     /* root mode: host uid of sandbox uid 0 */
+	uint32_t host_count; /* root mode: ids mapped (65536) */
+	char *home;          /* /home/agent or /root */
+	char *workdir;       /* absolute, inside */
 	char *hostname;
 
 	/* filesystem */
@@ -61,7 +61,7 @@ struct warden_plan {
 /* Compile a policy (taking ownership of it). `caller_env` is the environment that
  * env_pass entries are read from. Errors name the policy key that cannot be honoured. */
 struct warden_plan *warden_plan_compile(struct warden_policy *policy, char **caller_env,
-					struct warden_error **err);
+                                        struct warden_error **err);
 void warden_plan_free(struct warden_plan *plan);
 static inline void warden_plan_freep(struct warden_plan **p)
 {
@@ -71,7 +71,7 @@ static inline void warden_plan_freep(struct warden_plan **p)
 
 /* Default root-mode id range: far above ids that distributions hand out (and above the
  * /etc/subuid ranges of ordinary users), so a sandbox id never names a host user. */
-#define WARDEN_HOST_ID_BASE 2147483648U
+#define WARDEN_HOST_ID_BASE  2147483648U
 #define WARDEN_HOST_ID_COUNT 65536U
 
 #endif

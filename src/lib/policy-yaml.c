@@ -20,7 +20,7 @@
 
 #define POLICY_MAX_BYTES (1 << 20)
 #define POLICY_MAX_ITEMS 256
-#define KEY_MAX 160
+#define KEY_MAX          160
 
 struct pctx {
 	const char *origin;
@@ -31,13 +31,13 @@ struct pctx {
 };
 
 static struct warden_policy *parse_into(const char *text, size_t len, const char *origin,
-					const char *default_name, int depth,
-					struct warden_error **err);
+                                        const char *default_name, int depth,
+                                        struct warden_error **err);
 
 /* ---- errors ------------------------------------------------------------------------ */
 
 static int perr(struct pctx *c, const yaml_node_t *n, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int perr(struct pctx *c, const yaml_node_t *n, const char *key, const char *fmt, ...)
 {
 	_cleanup_free_ char *msg = NULL;
@@ -47,8 +47,8 @@ static int perr(struct pctx *c, const yaml_node_t *n, const char *key, const cha
 		abort();
 	va_end(ap);
 	return warden_error_set(c->err, 0, "%s:%zu:%zu: %s: %s", c->origin,
-				n ? n->start_mark.line + 1 : 1, n ? n->start_mark.column + 1 : 1,
-				key, msg);
+	                        n ? n->start_mark.line + 1 : 1, n ? n->start_mark.column + 1 : 1,
+	                        key, msg);
 }
 
 /* ---- scalars ----------------------------------------------------------------------- */
@@ -106,7 +106,7 @@ static bool is_unlimited(const char *s)
 }
 
 static int get_size(struct pctx *c, const yaml_node_t *n, const char *key, bool zero_ok,
-		    uint64_t *ret)
+                    uint64_t *ret)
 {
 	const char *s, *why = NULL;
 	if (get_str(c, n, key, &s) < 0)
@@ -125,7 +125,7 @@ static int get_size(struct pctx *c, const yaml_node_t *n, const char *key, bool 
 }
 
 static int get_count(struct pctx *c, const yaml_node_t *n, const char *key, uint64_t min,
-		     uint64_t max, bool unlimited_ok, uint64_t *ret)
+                     uint64_t max, bool unlimited_ok, uint64_t *ret)
 {
 	const char *s, *why = NULL;
 	if (get_str(c, n, key, &s) < 0)
@@ -163,9 +163,9 @@ static int get_abs_path(struct pctx *c, const yaml_node_t *n, const char *key, c
 		return -1;
 	if (!path_is_normal_absolute(*ret))
 		return perr(c, n, key,
-			    "\"%s\" is not an absolute, normalized path (no \"..\", \".\", "
-			    "\"//\"; not /)",
-			    *ret);
+		            "\"%s\" is not an absolute, normalized path (no \"..\", \".\", "
+		            "\"//\"; not /)",
+		            *ret);
 	return 0;
 }
 
@@ -188,8 +188,8 @@ static int check_seq(struct pctx *c, const yaml_node_t *n, const char *key)
 static size_t seq_index(const yaml_node_t *seq, const yaml_node_t *item, yaml_document_t *doc)
 {
 	size_t i = 0;
-	for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top;
-	     it++, i++)
+	for (yaml_node_item_t *it = seq->data.sequence.items.start;
+	     it < seq->data.sequence.items.top; it++, i++)
 		if (yaml_document_get_node(doc, *it) == item)
 			return i;
 	return i;
@@ -204,12 +204,12 @@ struct field {
 };
 
 static int walk_map(struct pctx *c, yaml_node_t *map, const char *prefix,
-		    const struct field *fields)
+                    const struct field *fields)
 {
 	uint64_t seen = 0;
 	if (map->type != YAML_MAPPING_NODE)
 		return perr(c, map, prefix[0] ? prefix : "policy", "expected a mapping, found %s",
-			    node_kind(map));
+		            node_kind(map));
 	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
 	     pair < map->data.mapping.pairs.top; pair++) {
 		yaml_node_t *k = yaml_document_get_node(c->doc, pair->key);
@@ -226,8 +226,8 @@ static int walk_map(struct pctx *c, yaml_node_t *map, const char *prefix,
 			char expected[256] = "";
 			for (size_t j = 0; fields[j].name; j++)
 				snprintf(expected + strlen(expected),
-					 sizeof(expected) - strlen(expected), "%s%s",
-					 j ? ", " : "", fields[j].name);
+				         sizeof(expected) - strlen(expected), "%s%s", j ? ", " : "",
+				         fields[j].name);
 			return perr(c, k, key, "unknown key (expected one of: %s)", expected);
 		}
 		if (seen & (1ULL << i))
@@ -269,8 +269,8 @@ static int f_read_only(struct pctx *c, yaml_node_t *v, const char *key)
 						return -1;
 				} else {
 					return perr(c, k, ikey,
-						    "unknown key \"%s\" (expected path, optional)",
-						    name);
+					            "unknown key \"%s\" (expected path, optional)",
+					            name);
 				}
 			}
 			if (!path)
@@ -290,7 +290,7 @@ static int f_read_only(struct pctx *c, yaml_node_t *v, const char *key)
 
 /* filesystem.volumes: ["HOST:PATH[:ro|rw]" | {host:, path:, mode:}] */
 static int volume_from_map(struct pctx *c, yaml_node_t *item, const char *ikey,
-			   struct warden_mount *m)
+                           struct warden_mount *m)
 {
 	const char *host = NULL, *path = NULL, *mode = "rw";
 	for (yaml_node_pair_t *pr = item->data.mapping.pairs.start;
@@ -313,7 +313,7 @@ static int volume_from_map(struct pctx *c, yaml_node_t *item, const char *ikey,
 				return perr(c, val, ikey, "mode \"%s\" is not ro or rw", mode);
 		} else {
 			return perr(c, k, ikey, "unknown key \"%s\" (expected host, path, mode)",
-				    name);
+			            name);
 		}
 	}
 	if (!host || !path)
@@ -349,7 +349,7 @@ static int f_volumes(struct pctx *c, yaml_node_t *v, const char *key)
 				free(m.host);
 				free(m.path);
 				return perr(c, item, ikey,
-					    "host path must be absolute in a policy file");
+				            "host path must be absolute in a policy file");
 			}
 		}
 		warden_mounts_push(&c->p->volumes, &m);
@@ -382,11 +382,8 @@ static int f_rootfs(struct pctx *c, yaml_node_t *v, const char *key)
 }
 
 static const struct field filesystem_fields[] = {
-	{"read_only", f_read_only},
-	{"volumes", f_volumes},
-	{"tmp_size", f_tmp_size},
-	{"rootfs", f_rootfs},
-	{NULL, NULL},
+    {"read_only", f_read_only}, {"volumes", f_volumes}, {"tmp_size", f_tmp_size},
+    {"rootfs", f_rootfs},       {NULL, NULL},
 };
 
 static int f_filesystem(struct pctx *c, yaml_node_t *v, const char *key)
@@ -429,8 +426,7 @@ bool warden_env_name_valid(const char *s)
 static int f_env(struct pctx *c, yaml_node_t *v, const char *key)
 {
 	if (v->type != YAML_MAPPING_NODE)
-		return perr(c, v, key, "expected a mapping of NAME: value, found %s",
-			    node_kind(v));
+		return perr(c, v, key, "expected a mapping of NAME: value, found %s", node_kind(v));
 	strv_clear(&c->p->env);
 	for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top;
 	     pr++) {
@@ -475,11 +471,8 @@ static int f_env_pass(struct pctx *c, yaml_node_t *v, const char *key)
 }
 
 static const struct field process_fields[] = {
-	{"user", f_user},
-	{"workdir", f_workdir},
-	{"env", f_env},
-	{"env_pass", f_env_pass},
-	{NULL, NULL},
+    {"user", f_user},         {"workdir", f_workdir}, {"env", f_env},
+    {"env_pass", f_env_pass}, {NULL, NULL},
 };
 
 static int f_process(struct pctx *c, yaml_node_t *v, const char *key)
@@ -521,8 +514,8 @@ static int f_nofile(struct pctx *c, yaml_node_t *v, const char *key)
 }
 
 static const struct field limits_fields[] = {
-	{"memory", f_memory}, {"pids", f_pids},     {"cpus", f_cpus},
-	{"timeout", f_timeout}, {"nofile", f_nofile}, {NULL, NULL},
+    {"memory", f_memory},   {"pids", f_pids},     {"cpus", f_cpus},
+    {"timeout", f_timeout}, {"nofile", f_nofile}, {NULL, NULL},
 };
 
 static int f_limits(struct pctx *c, yaml_node_t *v, const char *key)
@@ -575,10 +568,10 @@ static int f_tcp_connect(struct pctx *c, yaml_node_t *v, const char *key)
 }
 
 static const struct field network_fields[] = {
-	{"mode", f_mode},
-	{"tcp_bind", f_tcp_bind},
-	{"tcp_connect", f_tcp_connect},
-	{NULL, NULL},
+    {"mode", f_mode},
+    {"tcp_bind", f_tcp_bind},
+    {"tcp_connect", f_tcp_connect},
+    {NULL, NULL},
 };
 
 static int f_network(struct pctx *c, yaml_node_t *v, const char *key)
@@ -617,9 +610,9 @@ static int f_seccomp_allow(struct pctx *c, yaml_node_t *v, const char *key)
 }
 
 static const struct field seccomp_fields[] = {
-	{"deny", f_seccomp_deny},
-	{"allow", f_seccomp_allow},
-	{NULL, NULL},
+    {"deny", f_seccomp_deny},
+    {"allow", f_seccomp_allow},
+    {NULL, NULL},
 };
 
 static int f_seccomp(struct pctx *c, yaml_node_t *v, const char *key)
@@ -649,10 +642,10 @@ static int f_ptrace(struct pctx *c, yaml_node_t *v, const char *key)
 }
 
 static const struct field security_fields[] = {
-	{"seccomp", f_seccomp},
-	{"landlock", f_landlock},
-	{"ptrace", f_ptrace},
-	{NULL, NULL},
+    {"seccomp", f_seccomp},
+    {"landlock", f_landlock},
+    {"ptrace", f_ptrace},
+    {NULL, NULL},
 };
 
 static int f_security(struct pctx *c, yaml_node_t *v, const char *key)
@@ -667,7 +660,7 @@ static int f_version(struct pctx *c, yaml_node_t *v, const char *key)
 		return -1;
 	if (!streq(s, "1"))
 		return perr(c, v, key, "unsupported policy version \"%s\" (this warden reads 1)",
-			    s);
+		            s);
 	return 0;
 }
 
@@ -696,10 +689,11 @@ static int f_description(struct pctx *c, yaml_node_t *v, const char *key)
 
 /* `extends` is applied before every other key, in parse_document(). */
 static const struct field top_fields[] = {
-	{"version", f_version},   {"name", f_name},       {"description", f_description},
-	{"extends", NULL},        {"filesystem", f_filesystem}, {"process", f_process},
-	{"limits", f_limits},     {"network", f_network}, {"security", f_security},
-	{NULL, NULL},
+    {"version", f_version},         {"name", f_name},
+    {"description", f_description}, {"extends", NULL},
+    {"filesystem", f_filesystem},   {"process", f_process},
+    {"limits", f_limits},           {"network", f_network},
+    {"security", f_security},       {NULL, NULL},
 };
 
 /* ---- presets and extends ----------------------------------------------------------- */
@@ -733,14 +727,14 @@ static int parse_document(struct pctx *c, yaml_node_t *root, int depth)
 {
 	if (root->type != YAML_MAPPING_NODE)
 		return perr(c, root, "policy", "expected a mapping at the top, found %s",
-			    node_kind(root));
+		            node_kind(root));
 	for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
 	     pr < root->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
 		yaml_node_t *v = yaml_document_get_node(c->doc, pr->value);
 		const char *name;
-		if (k->type != YAML_SCALAR_NODE || !streq((const char *)k->data.scalar.value,
-							     "extends"))
+		if (k->type != YAML_SCALAR_NODE ||
+		    !streq((const char *)k->data.scalar.value, "extends"))
 			continue;
 		if (get_str(c, v, "extends", &name) < 0)
 			return -1;
@@ -758,17 +752,17 @@ static int parse_document(struct pctx *c, yaml_node_t *root, int depth)
 }
 
 static int yaml_syntax_error(const yaml_parser_t *parser, const char *origin,
-			     struct warden_error **err)
+                             struct warden_error **err)
 {
 	return warden_error_set(err, 0, "%s:%zu:%zu: YAML syntax: %s%s%s", origin,
-				parser->problem_mark.line + 1, parser->problem_mark.column + 1,
-				parser->problem ? parser->problem : "malformed document",
-				parser->context ? " " : "", parser->context ? parser->context : "");
+	                        parser->problem_mark.line + 1, parser->problem_mark.column + 1,
+	                        parser->problem ? parser->problem : "malformed document",
+	                        parser->context ? " " : "", parser->context ? parser->context : "");
 }
 
 static struct warden_policy *parse_into(const char *text, size_t len, const char *origin,
-					const char *default_name, int depth,
-					struct warden_error **err)
+                                        const char *default_name, int depth,
+                                        struct warden_error **err)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc;
@@ -776,7 +770,7 @@ static struct warden_policy *parse_into(const char *text, size_t len, const char
 
 	if (len > POLICY_MAX_BYTES) {
 		warden_error_set(err, 0, "%s: policy larger than %d bytes", origin,
-				 POLICY_MAX_BYTES);
+		                 POLICY_MAX_BYTES);
 		return NULL;
 	}
 	if (memchr(text, '\0', len)) {
@@ -806,11 +800,11 @@ static struct warden_policy *parse_into(const char *text, size_t len, const char
 			} else {
 				if (yaml_document_get_root_node(&next))
 					r = warden_error_set(
-						err, 0,
-						"%s:%zu:%zu: policy: only one YAML document is "
-						"allowed",
-						origin, next.start_mark.line + 1,
-						next.start_mark.column + 1);
+					    err, 0,
+					    "%s:%zu:%zu: policy: only one YAML document is "
+					    "allowed",
+					    origin, next.start_mark.line + 1,
+					    next.start_mark.column + 1);
 				yaml_document_delete(&next);
 			}
 		}
@@ -831,7 +825,7 @@ static struct warden_policy *parse_into(const char *text, size_t len, const char
 /* ---- entry points ------------------------------------------------------------------ */
 
 struct warden_policy *warden_policy_parse(const char *text, size_t len, const char *origin,
-					  struct warden_error **err)
+                                          struct warden_error **err)
 {
 	return parse_into(text, len, origin, origin, 0, err);
 }
@@ -859,7 +853,7 @@ struct warden_policy *warden_policy_load(const char *name_or_path, struct warden
 	}
 	if (st.st_size > POLICY_MAX_BYTES) {
 		warden_error_set(err, 0, "policy %s: larger than %d bytes", name_or_path,
-				 POLICY_MAX_BYTES);
+		                 POLICY_MAX_BYTES);
 		return NULL;
 	}
 	_cleanup_free_ char *buf = xmalloc((size_t)st.st_size + 1);

@@ -82,9 +82,9 @@ int warden_mount_parse_spec(const char *spec, struct warden_mount *ret, struct w
 		return warden_error_set(err, 0, "\"%s\": empty host path", spec);
 	if (!path_is_normal_absolute(path))
 		return warden_error_set(err, 0,
-					"\"%s\": sandbox path \"%s\" must be absolute, "
-					"normalized and not /",
-					spec, path);
+		                        "\"%s\": sandbox path \"%s\" must be absolute, "
+		                        "normalized and not /",
+		                        spec, path);
 	bool rw = true;
 	if (mode && streq(mode, "ro"))
 		rw = false;
@@ -118,9 +118,9 @@ int warden_user_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid, struct ward
 	/* 65534 is the overflow id; ids above 65535 are outside the sandbox's mapping. */
 	if (parse_uint(copy, 65533, &u, &why) < 0)
 		return warden_error_set(err, 0,
-					"\"%s\": expected agent, root or UID[:GID] with ids "
-					"0-65533 (%s)",
-					s, why);
+		                        "\"%s\": expected agent, root or UID[:GID] with ids "
+		                        "0-65533 (%s)",
+		                        s, why);
 	g = u;
 	if (colon && parse_uint(colon, 65533, &g, &why) < 0)
 		return warden_error_set(err, 0, "\"%s\": bad GID \"%s\" (%s)", s, colon, why);
@@ -178,7 +178,7 @@ static void scalar(struct emit *em, const char *s)
 {
 	yaml_event_t event;
 	yaml_scalar_event_initialize(&event, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1, 1,
-				     YAML_ANY_SCALAR_STYLE);
+	                             YAML_ANY_SCALAR_STYLE);
 	ev(em, &event);
 }
 
@@ -200,7 +200,7 @@ static void seq_start(struct emit *em, bool flow)
 {
 	yaml_event_t event;
 	yaml_sequence_start_event_initialize(
-		&event, NULL, NULL, 1, flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
+	    &event, NULL, NULL, 1, flow ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
 	ev(em, &event);
 }
 
@@ -293,9 +293,9 @@ static void emit_filesystem(struct emit *em, const struct warden_policy *p)
 	scalar(em, "volumes");
 	seq_start(em, false);
 	for (size_t i = 0; i < p->volumes.n; i++) {
-		_cleanup_free_ char *s = xasprintf("%s:%s:%s", p->volumes.v[i].host,
-						   p->volumes.v[i].path,
-						   p->volumes.v[i].rw ? "rw" : "ro");
+		_cleanup_free_ char *s =
+		    xasprintf("%s:%s:%s", p->volumes.v[i].host, p->volumes.v[i].path,
+		              p->volumes.v[i].rw ? "rw" : "ro");
 		scalar(em, s);
 	}
 	seq_end(em);

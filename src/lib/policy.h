@@ -60,8 +60,8 @@ struct warden_policy {
 	/* process */
 	uid_t uid; /* identity inside; the user is named "agent" unless uid 0 */
 	gid_t gid;
-	char *workdir;       /* NULL: the user's home */
-	struct strv env;     /* NAME=VALUE set inside */
+	char *workdir;        /* NULL: the user's home */
+	struct strv env;      /* NAME=VALUE set inside */
 	struct strv env_pass; /* NAME passed from the caller's environment when set */
 
 	/* limits (0 = unlimited where it says so in docs/policy.md) */
@@ -103,7 +103,7 @@ struct warden_policy *warden_policy_load(const char *name_or_path, struct warden
 /* Parse YAML text on top of the defaults (or of the preset it `extends:`); `origin`
  * names it in error messages and is its name unless it sets `name:`. */
 struct warden_policy *warden_policy_parse(const char *text, size_t len, const char *origin,
-					  struct warden_error **err);
+                                          struct warden_error **err);
 
 /* "HOST:PATH[:ro|rw]" -> mount. HOST may be relative (resolved later, on the host). */
 int warden_mount_parse_spec(const char *spec, struct warden_mount *ret, struct warden_error **err);

@@ -3,7 +3,7 @@
 #include "sandbox.h"
 
 int warden_sandbox_start(const struct warden_plan *plan, const struct warden_process *proc,
-			 struct warden_sandbox **ret, struct warden_error **err)
+                         struct warden_sandbox **ret, struct warden_error **err)
 {
 	if (!proc->argv || !proc->argv[0])
 		return warden_error_set(err, EINVAL, "no command to run");
@@ -20,7 +20,7 @@ int warden_sandbox_start(const struct warden_plan *plan, const struct warden_pro
 }
 
 int warden_sandbox_next_event(struct warden_sandbox *sb, struct warden_event *ev,
-			      struct warden_error **err)
+                              struct warden_error **err)
 {
 	return sb->backend->next_event(sb, ev, err);
 }

@@ -26,7 +26,7 @@ enum warden_event_kind {
 	WARDEN_EVENT_NONE,   /* nothing (more) to report now */
 	WARDEN_EVENT_FAILED, /* setup or exec failed: errnum, text; exec tells which */
 	WARDEN_EVENT_EXITED, /* the sandbox ended: code is the main process's status (N or
-				128+N for signal N), unless a FAILED event came first */
+	                        128+N for signal N), unless a FAILED event came first */
 	WARDEN_EVENT_LOST,   /* the sandbox's init was killed before the process ended */
 	WARDEN_EVENT_KIND_MAX,
 };
@@ -44,9 +44,9 @@ struct warden_sandbox;
 struct warden_backend {
 	const char *name;
 	int (*start)(struct warden_sandbox *sb, const struct warden_process *proc,
-		     struct warden_error **err);
+	             struct warden_error **err);
 	int (*next_event)(struct warden_sandbox *sb, struct warden_event *ev,
-			  struct warden_error **err);
+	                  struct warden_error **err);
 	int (*signal)(struct warden_sandbox *sb, int sig, struct warden_error **err);
 	void (*destroy)(struct warden_sandbox *sb);
 };
@@ -55,8 +55,8 @@ struct warden_sandbox {
 	const struct warden_backend *backend;
 	const struct warden_plan *plan; /* borrowed: must outlive the sandbox */
 	char id[17];
-	int fds[2];  /* poll both for input; then call warden_sandbox_next_event() */
-	int pty_fd;  /* the terminal's master side, or -1 */
+	int fds[2]; /* poll both for input; then call warden_sandbox_next_event() */
+	int pty_fd; /* the terminal's master side, or -1 */
 	struct strv warnings;
 	void *priv; /* the backend's state */
 };
@@ -64,10 +64,10 @@ struct warden_sandbox {
 /* Create a sandbox and start proc in it. Returns once init is on its way (with a tty:
  * once the terminal exists); setup and exec failures after that arrive as events. */
 int warden_sandbox_start(const struct warden_plan *plan, const struct warden_process *proc,
-			 struct warden_sandbox **ret, struct warden_error **err);
+                         struct warden_sandbox **ret, struct warden_error **err);
 /* The next event, or WARDEN_EVENT_NONE; never blocks. */
 int warden_sandbox_next_event(struct warden_sandbox *sb, struct warden_event *ev,
-			      struct warden_error **err);
+                              struct warden_error **err);
 /* Deliver sig to the sandbox's main process (through init). SIGKILL ends the sandbox. */
 int warden_sandbox_signal(struct warden_sandbox *sb, int sig, struct warden_error **err);
 /* Kill everything, reap, and remove every trace (cgroups, fds). NULL-safe. */

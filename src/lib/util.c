@@ -173,9 +173,9 @@ int parse_size(const char *s, uint64_t *ret, const char **ret_why)
 		const char *suffix;
 		unsigned shift;
 	} units[] = {
-		{"", 0},    {"B", 0},    {"K", 10},  {"KB", 10},  {"KiB", 10}, {"k", 10},
-		{"M", 20},  {"MB", 20},  {"MiB", 20}, {"m", 20},  {"G", 30},   {"GB", 30},
-		{"GiB", 30}, {"g", 30},  {"T", 40},  {"TB", 40},  {"TiB", 40}, {"t", 40},
+	    {"", 0},     {"B", 0},   {"K", 10},   {"KB", 10}, {"KiB", 10}, {"k", 10},
+	    {"M", 20},   {"MB", 20}, {"MiB", 20}, {"m", 20},  {"G", 30},   {"GB", 30},
+	    {"GiB", 30}, {"g", 30},  {"T", 40},   {"TB", 40}, {"TiB", 40}, {"t", 40},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
 		if (!streq(p, units[i].suffix))

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define _unused_ __attribute__((unused))
+#define _unused_      __attribute__((unused))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static inline void freep(void *p)
@@ -45,9 +45,9 @@ static inline void closedirp(DIR **d)
 		closedir(*d);
 }
 
-#define _cleanup_free_ __attribute__((cleanup(freep)))
-#define _cleanup_close_ __attribute__((cleanup(closep)))
-#define _cleanup_fclose_ __attribute__((cleanup(fclosep)))
+#define _cleanup_free_     __attribute__((cleanup(freep)))
+#define _cleanup_close_    __attribute__((cleanup(closep)))
+#define _cleanup_fclose_   __attribute__((cleanup(fclosep)))
 #define _cleanup_closedir_ __attribute__((cleanup(closedirp)))
 
 /* Move ownership out of a cleanup variable. */

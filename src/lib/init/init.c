@@ -37,7 +37,7 @@ extern char **environ;
 /* ---- reporting --------------------------------------------------------------------- */
 
 static void send_msg(uint32_t type, const char *step, int errnum, int status, const char *text,
-		     const int *fds, unsigned nfds)
+                     const int *fds, unsigned nfds)
 {
 	struct sync_msg m = {.type = type, .errnum = errnum, .status = status};
 	snprintf(m.step, sizeof(m.step), "%s", step ? step : "");
@@ -135,7 +135,7 @@ static void take_identity(const struct warden_plan *plan)
 }
 
 static void setup(const struct warden_plan *plan, int *tree_fds, bool *workdir_created,
-		  struct sync_shared *shared)
+                  struct sync_shared *shared)
 {
 	struct warden_error *e = NULL;
 	umask(0);
@@ -188,7 +188,7 @@ static void open_pty(const struct warden_process *proc, struct pty *pty)
 /* Runs in the vfork()ed child, on init's memory until execve: no allocation, raw
  * system calls for identity changes, failure reported through *child_errno. */
 static _Noreturn void exec_child(const struct warden_plan *plan, const struct warden_process *proc,
-				 const struct pty *pty, volatile int *child_errno)
+                                 const struct pty *pty, volatile int *child_errno)
 {
 	sigset_t all;
 	for (int sig = 1; sig < NSIG; sig++)
@@ -223,7 +223,7 @@ fail:
 /* vfork: the command starts without copying init's page tables; init resumes once the
  * child has exec'd or failed. */
 static pid_t start_process(const struct warden_plan *plan, const struct warden_process *proc,
-			   const struct pty *pty)
+                           const struct pty *pty)
 {
 	static volatile int child_errno;
 	child_errno = 0;
@@ -291,7 +291,7 @@ static _Noreturn void pid1_loop(pid_t main_pid, int sfd)
 }
 
 _Noreturn void ns_init_main(const struct warden_plan *plan, const struct warden_process *proc,
-			    int sock, struct sync_shared *shared)
+                            int sock, struct sync_shared *shared)
 {
 	int tree_fds[SYNC_MAX_FDS + 1];
 	bool workdir_created = false;

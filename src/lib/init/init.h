@@ -12,6 +12,6 @@
  * exits with its status (sync.h). Never returns; setup failures are reported on sock and
  * end in _exit(125), exec failures in _exit(127). */
 _Noreturn void ns_init_main(const struct warden_plan *plan, const struct warden_process *proc,
-			    int sock, struct sync_shared *shared);
+                            int sock, struct sync_shared *shared);
 
 #endif

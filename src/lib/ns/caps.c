@@ -35,9 +35,9 @@ static int capset_sets(uint64_t effective, uint64_t permitted, uint64_t inherita
 {
 	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
 	struct __user_cap_data_struct d[2] = {
-		{(uint32_t)effective, (uint32_t)permitted, (uint32_t)inheritable},
-		{(uint32_t)(effective >> 32), (uint32_t)(permitted >> 32),
-		 (uint32_t)(inheritable >> 32)},
+	    {(uint32_t)effective, (uint32_t)permitted, (uint32_t)inheritable},
+	    {(uint32_t)(effective >> 32), (uint32_t)(permitted >> 32),
+	     (uint32_t)(inheritable >> 32)},
 	};
 	return (int)syscall(SYS_capset, &h, d);
 }
@@ -48,8 +48,8 @@ static int drop_bounding_except(uint64_t keep, struct warden_error **err)
 		if (keep & (1ULL << cap))
 			continue;
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-			return warden_error_set(err, errno, "dropping capability %d from the bounding set",
-						cap);
+			return warden_error_set(
+			    err, errno, "dropping capability %d from the bounding set", cap);
 	}
 	return 0;
 }
@@ -60,8 +60,8 @@ int ns_caps_restrict_init(struct warden_error **err)
 	/* NOROOT: uid 0 gets no capabilities from exec. NO_SETUID_FIXUP: changing uids never
 	 * re-grants any. NO_CAP_AMBIENT_RAISE: the ambient set stays empty. Each locked. */
 	unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
-			     SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
-			     SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+	                     SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+	                     SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
 	if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) < 0)
 		return warden_error_set(err, errno, "setting securebits");
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
@@ -80,9 +80,10 @@ int ns_caps_drop_all(struct warden_error **err)
 	static const int kept[] = {CAP_SETUID, CAP_SETGID, CAP_SETPCAP};
 	for (size_t i = 0; i < ARRAY_SIZE(kept); i++)
 		if (prctl(PR_CAPBSET_DROP, kept[i], 0, 0, 0) < 0)
-			return warden_error_set(err, errno, "dropping capability %d from the "
-							    "bounding set",
-						kept[i]);
+			return warden_error_set(err, errno,
+			                        "dropping capability %d from the "
+			                        "bounding set",
+			                        kept[i]);
 	if (capset_sets(0, 0, 0) < 0)
 		return warden_error_set(err, errno, "dropping capabilities");
 	return 0;

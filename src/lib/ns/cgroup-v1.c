@@ -19,7 +19,7 @@ static int put(int dirfd, const char *file, uint64_t v, bool optional, struct wa
 }
 
 int ns_cgroup_v1_limits(int ctrl, int dirfd, const struct warden_policy *p,
-			struct warden_error **err)
+                        struct warden_error **err)
 {
 	switch (ctrl) {
 	case 0:

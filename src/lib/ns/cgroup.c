@@ -88,11 +88,11 @@ static char *make_group(const char *base, const char *id, bool nested, int *ret_
 }
 
 static int limits_v1(const char *id, const struct warden_plan *plan, struct ns_cgroup *cg,
-		     struct warden_error **err)
+                     struct warden_error **err)
 {
 	const struct warden_policy *p = plan->policy;
 	const bool wanted[NS_CGROUP_V1_CONTROLLERS] = {p->memory != 0, p->pids != 0,
-						       p->cpus_milli != 0};
+	                                               p->cpus_milli != 0};
 	for (int i = 0; i < NS_CGROUP_V1_CONTROLLERS; i++) {
 		const char *name = ns_cgroup_v1_names[i];
 		if (!wanted[i])
@@ -104,12 +104,12 @@ static int limits_v1(const char *id, const struct warden_plan *plan, struct ns_c
 		if (!cg->v1_paths[i]) {
 			if (plan->rootless) {
 				strv_push_take(&cg->warnings,
-					       xasprintf("%s limit not applied: no writable cgroup "
-							 "v1 %s controller for this user (%s)%s",
-							 name, name, strerror(e),
-							 i == 1 ? "; RLIMIT_NPROC still bounds the "
-								  "sandbox user's processes"
-								: ""));
+				               xasprintf("%s limit not applied: no writable cgroup "
+				                         "v1 %s controller for this user (%s)%s",
+				                         name, name, strerror(e),
+				                         i == 1 ? "; RLIMIT_NPROC still bounds the "
+				                                  "sandbox user's processes"
+				                                : ""));
 				continue;
 			}
 			return warden_error_set(err, e, "cgroup %s", base);
@@ -123,7 +123,7 @@ static int limits_v1(const char *id, const struct warden_plan *plan, struct ns_c
 
 /* The v2 group: limits on a pure v2 host, grouping only on a hybrid one. */
 static int group_v2(const char *id, const struct warden_plan *plan, bool limits,
-		    struct ns_cgroup *cg, struct warden_error **err)
+                    struct ns_cgroup *cg, struct warden_error **err)
 {
 	struct statfs sf;
 	const char *root = limits ? CGROOT : CGROOT "/unified";
@@ -143,10 +143,10 @@ static int group_v2(const char *id, const struct warden_plan *plan, bool limits,
 		if (limits) {
 			/* Enable the controllers down to /sys/fs/cgroup/warden. */
 			(void)write_file_at(AT_FDCWD, CGROOT "/cgroup.subtree_control",
-					    "+memory +pids +cpu");
+			                    "+memory +pids +cpu");
 			(void)mkdir(CGROOT "/warden", 0755);
 			(void)write_file_at(AT_FDCWD, CGROOT "/warden/cgroup.subtree_control",
-					    "+memory +pids +cpu");
+			                    "+memory +pids +cpu");
 		}
 	}
 	int e = 0;
@@ -156,9 +156,9 @@ static int group_v2(const char *id, const struct warden_plan *plan, bool limits,
 			return 0;
 		if (plan->rootless) {
 			strv_push_take(&cg->warnings,
-				       xasprintf("memory, pids and cpu limits not applied: no "
-						 "delegated cgroup v2 subtree for this user (%s)",
-						 strerror(e)));
+			               xasprintf("memory, pids and cpu limits not applied: no "
+			                         "delegated cgroup v2 subtree for this user (%s)",
+			                         strerror(e)));
 			return 0;
 		}
 		return warden_error_set(err, e, "cgroup %s", base);
@@ -174,14 +174,14 @@ static int group_v2(const char *id, const struct warden_plan *plan, bool limits,
 			*err = TAKE_PTR(e2);
 			return warden_error_wrap(err, "cgroup %s", cg->v2_path);
 		}
-		strv_push_take(&cg->warnings, xasprintf("some limits not applied: %s",
-							 warden_error_text(e2)));
+		strv_push_take(&cg->warnings,
+		               xasprintf("some limits not applied: %s", warden_error_text(e2)));
 	}
 	return 0;
 }
 
 int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_cgroup *cg,
-		     struct warden_error **err)
+                     struct warden_error **err)
 {
 	memset(cg, 0, sizeof(*cg));
 	cg->v2_fd = -1;
@@ -198,7 +198,7 @@ int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_c
 		break;
 	default:
 		strv_push(&cg->warnings, "memory, pids and cpu limits not applied: no cgroup "
-					 "file system is mounted");
+		                         "file system is mounted");
 		break;
 	}
 	if (r < 0)

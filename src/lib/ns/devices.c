@@ -23,8 +23,8 @@ int ns_devices_setup(int rootfd, bool rootless, struct warden_error **err)
 	for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
 		/* /dev is a directory warden just made on its own tmpfs: no lookup through
 		 * anything else, so plain openat relative to it is enough. */
-		_cleanup_close_ int t = openat(dev, nodes[i],
-					       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+		_cleanup_close_ int t = openat(
+		    dev, nodes[i], O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
 		snprintf(path, sizeof(path), "/dev/%s", nodes[i]);
 		if (t < 0)
 			return warden_error_set(err, errno, "creating %s", path);
@@ -37,14 +37,14 @@ int ns_devices_setup(int rootfd, bool rootless, struct warden_error **err)
 	/* A new devpts instance: the sandbox sees and can open only its own terminals.
 	 * gid=5 (tty) exists only where a range of ids is mapped. */
 	if (mount_on_fd("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC,
-			rootless ? "newinstance,ptmxmode=0666,mode=0620"
-				 : "newinstance,ptmxmode=0666,mode=0620,gid=5",
-			err) < 0)
+	                rootless ? "newinstance,ptmxmode=0666,mode=0620"
+	                         : "newinstance,ptmxmode=0666,mode=0620,gid=5",
+	                err) < 0)
 		return warden_error_wrap(err, "/dev/pts");
 	static const char *const links[][2] = {
-		{"pts/ptmx", "/dev/ptmx"},          {"/proc/self/fd", "/dev/fd"},
-		{"/proc/self/fd/0", "/dev/stdin"},  {"/proc/self/fd/1", "/dev/stdout"},
-		{"/proc/self/fd/2", "/dev/stderr"},
+	    {"pts/ptmx", "/dev/ptmx"},          {"/proc/self/fd", "/dev/fd"},
+	    {"/proc/self/fd/0", "/dev/stdin"},  {"/proc/self/fd/1", "/dev/stdout"},
+	    {"/proc/self/fd/2", "/dev/stderr"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
 		if (root_symlink(rootfd, links[i][0], links[i][1], err) < 0)

@@ -18,11 +18,13 @@
 #include <sys/syscall.h>
 
 #define FS_ABI1                                                                                    \
-	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
-	 LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_REMOVE_DIR |                             \
-	 LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_CHAR |                           \
-	 LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK | \
-	 LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM)
+	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |                              \
+	 LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |                              \
+	 LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |                          \
+	 LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |                              \
+	 LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK |                              \
+	 LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |                            \
+	 LANDLOCK_ACCESS_FS_MAKE_SYM)
 
 /* Read and run: the system directories and everything not granted more below. */
 #define ACCESS_RO                                                                                  \
@@ -82,7 +84,7 @@ struct ruleset {
  * exist inside is skipped: the mount plan did not create it, so there is nothing to
  * grant. */
 static int grant_path(struct ruleset *rs, const char *path, uint64_t access,
-		      struct warden_error **err)
+                      struct warden_error **err)
 {
 	_cleanup_close_ int fd = open(path, O_PATH | O_CLOEXEC);
 	if (fd < 0) {
@@ -117,8 +119,8 @@ static int grant_stdio(struct ruleset *rs, struct warden_error **err)
 		if (pfd < 0)
 			continue; /* not reachable by path at all: nothing to grant */
 		struct landlock_path_beneath_attr pb = {
-			.allowed_access = (S_ISCHR(st.st_mode) ? ACCESS_TTY : ACCESS_DEV) & rs->fs,
-			.parent_fd = pfd,
+		    .allowed_access = (S_ISCHR(st.st_mode) ? ACCESS_TTY : ACCESS_DEV) & rs->fs,
+		    .parent_fd = pfd,
 		};
 		if (ll_add(rs->fd, LANDLOCK_RULE_PATH_BENEATH, &pb) < 0)
 			return warden_error_set(err, errno, "rule for standard fd %d", fd);
@@ -127,7 +129,7 @@ static int grant_stdio(struct ruleset *rs, struct warden_error **err)
 }
 
 static int grant_ports(struct ruleset *rs, const struct warden_ports *ports, uint64_t access,
-		       struct warden_error **err)
+                       struct warden_error **err)
 {
 	for (size_t i = 0; i < ports->n; i++) {
 		struct landlock_net_port_attr np = {.allowed_access = access, .port = ports->v[i]};
@@ -138,10 +140,10 @@ static int grant_ports(struct ruleset *rs, const struct warden_ports *ports, uin
 }
 
 static int add_fs_rules(struct ruleset *rs, const struct warden_plan *plan, bool workdir_rw,
-			struct warden_error **err)
+                        struct warden_error **err)
 {
 	static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
-					   "/dev/urandom"};
+	                                   "/dev/urandom"};
 	/* With --rootfs the root is an ephemeral overlay the sandbox may change. */
 	if (grant_path(rs, "/", plan->policy->rootfs ? ACCESS_RW : ACCESS_RO, err) < 0)
 		return -1;
@@ -177,7 +179,7 @@ int ns_landlock_apply(const struct warden_plan *plan, bool workdir_rw, struct wa
 	if (abi >= 4) {
 		/* TCP bind/connect only on the ports the policy lists (none by default). */
 		attr.handled_access_net =
-			LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
+		    LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
 		size = 2 * sizeof(uint64_t);
 	}
 	if (abi >= 6) {
@@ -197,7 +199,7 @@ int ns_landlock_apply(const struct warden_plan *plan, bool workdir_rw, struct wa
 	if (abi >= 4 &&
 	    (grant_ports(&rs, &plan->policy->tcp_bind, LANDLOCK_ACCESS_NET_BIND_TCP, err) < 0 ||
 	     grant_ports(&rs, &plan->policy->tcp_connect, LANDLOCK_ACCESS_NET_CONNECT_TCP, err) <
-		     0))
+	         0))
 		return -1;
 	if (syscall(SYS_landlock_restrict_self, rsfd, 0) < 0)
 		return warden_error_set(err, errno, "restricting init");

@@ -25,8 +25,8 @@
 int root_open(int rootfd, const char *path, int flags)
 {
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	    .flags = (uint64_t)(flags | O_CLOEXEC),
+	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
 	while (*path == '/')
 		path++;
@@ -37,7 +37,7 @@ int root_open(int rootfd, const char *path, int flags)
 
 /* Split "a/b/c" into the parent's fd (resolved in root, created when asked) and "c". */
 static int open_parent(int rootfd, const char *path, bool create, const char **ret_name,
-		       struct warden_error **err)
+                       struct warden_error **err)
 {
 	_cleanup_free_ char *parent = xstrdup(path);
 	char *slash = strrchr(parent, '/');
@@ -88,7 +88,7 @@ int root_touch(int rootfd, const char *path, mode_t mode, struct warden_error **
 	if (parent < 0)
 		return -1;
 	_cleanup_close_ int wfd =
-		openat(parent, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+	    openat(parent, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (wfd < 0)
 		return warden_error_set(err, errno, "creating %s", path);
 	fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
@@ -98,14 +98,14 @@ int root_touch(int rootfd, const char *path, mode_t mode, struct warden_error **
 }
 
 int root_write_file(int rootfd, const char *path, const char *content, mode_t mode,
-		    struct warden_error **err)
+                    struct warden_error **err)
 {
 	const char *name;
 	_cleanup_close_ int parent = open_parent(rootfd, path, true, &name, err);
 	if (parent < 0)
 		return -1;
 	_cleanup_close_ int fd =
-		openat(parent, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+	    openat(parent, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return warden_error_set(err, errno, "writing %s", path);
 	size_t len = strlen(content);
@@ -133,7 +133,7 @@ static void fd_path(int fd, char buf[static 32])
 }
 
 int mount_on_fd(const char *src, int target, const char *type, unsigned long flags,
-		const char *data, struct warden_error **err)
+                const char *data, struct warden_error **err)
 {
 	char path[32];
 	fd_path(target, path);
@@ -145,8 +145,8 @@ int mount_on_fd(const char *src, int target, const char *type, unsigned long fla
 int tree_clone(int dirfd, const char *path, struct warden_error **err)
 {
 	int fd = open_tree(dirfd, path,
-			   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
-				   (path[0] ? 0 : AT_EMPTY_PATH));
+	                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
+	                       (path[0] ? 0 : AT_EMPTY_PATH));
 	if (fd < 0)
 		return warden_error_set(err, errno, "%s", path[0] ? path : "bind source");
 	return fd;
@@ -155,10 +155,9 @@ int tree_clone(int dirfd, const char *path, struct warden_error **err)
 int tree_setattr(int tfd, bool rw, bool nodev, int userns_fd, struct warden_error **err)
 {
 	struct mount_attr attr = {
-		.attr_set = MOUNT_ATTR_NOSUID | (rw ? 0 : MOUNT_ATTR_RDONLY) |
-			    (nodev ? MOUNT_ATTR_NODEV : 0) |
-			    (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0),
-		.userns_fd = (uint64_t)(userns_fd >= 0 ? userns_fd : 0),
+	    .attr_set = MOUNT_ATTR_NOSUID | (rw ? 0 : MOUNT_ATTR_RDONLY) |
+	                (nodev ? MOUNT_ATTR_NODEV : 0) | (userns_fd >= 0 ? MOUNT_ATTR_IDMAP : 0),
+	    .userns_fd = (uint64_t)(userns_fd >= 0 ? userns_fd : 0),
 	};
 	if (mount_setattr(tfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
 		return warden_error_set(err, errno, "setting mount attributes");
@@ -192,8 +191,8 @@ int bind_self_rw(int rootfd, const char *path, struct warden_error **err)
  * lets "others" read or write it: the sandbox never holds host root, so entries only
  * root can open are already closed to it, and each mount saved is start-up time saved. */
 static const char *const proc_masked[] = {
-	"kcore", "keys", "key-users", "timer_list", "sched_debug", "kallsyms", "sysrq-trigger",
-	"latency_stats", "kpagecount", "kpageflags", "kpagecgroup", "vmallocinfo",
+    "kcore",         "keys",          "key-users",  "timer_list", "sched_debug", "kallsyms",
+    "sysrq-trigger", "latency_stats", "kpagecount", "kpageflags", "kpagecgroup", "vmallocinfo",
 };
 /* Host-wide tunables: readable (programs read limits from them), never writable. The
  * other directories of host-wide settings (irq, bus, fs) hold nothing writable by a
@@ -218,7 +217,8 @@ int proc_mount(int rootfd, struct warden_error **err)
 		if (fstatat(proc, proc_masked[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !(st.st_mode & (S_IROTH | S_IWOTH)))
 			continue; /* absent on this kernel, or root-only: nothing to hide */
-		_cleanup_close_ int t = openat(proc, proc_masked[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		_cleanup_close_ int t =
+		    openat(proc, proc_masked[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (t < 0)
 			continue;
 		fd_path(t, dst);
@@ -227,13 +227,14 @@ int proc_mount(int rootfd, struct warden_error **err)
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(proc_readonly); i++) {
 		_cleanup_close_ int t =
-			openat(proc, proc_readonly[i], O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+		    openat(proc, proc_readonly[i], O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
 		if (t < 0)
 			continue;
 		_cleanup_close_ int tree = tree_clone(t, "", err);
 		if (tree < 0 || tree_setattr(tree, false, true, -1, err) < 0 ||
 		    tree_attach(tree, t, err) < 0)
-			return warden_error_wrap(err, "making /proc/%s read-only", proc_readonly[i]);
+			return warden_error_wrap(err, "making /proc/%s read-only",
+			                         proc_readonly[i]);
 	}
 	return 0;
 }
@@ -241,7 +242,7 @@ int proc_mount(int rootfd, struct warden_error **err)
 /* ---- parent side: idmapped trees (root mode) --------------------------------------- */
 
 int ns_mounts_prepare_detached(const struct warden_plan *plan, pid_t child, int *fds,
-			       struct warden_error **err)
+                               struct warden_error **err)
 {
 	bool any_volume = false;
 	for (size_t i = 0; i <= plan->n_binds; i++)

@@ -15,11 +15,11 @@ int root_open(int rootfd, const char *path, int flags);
 int root_mkdir_p(int rootfd, const char *path, mode_t mode, struct warden_error **err);
 int root_touch(int rootfd, const char *path, mode_t mode, struct warden_error **err);
 int root_write_file(int rootfd, const char *path, const char *content, mode_t mode,
-		    struct warden_error **err);
+                    struct warden_error **err);
 int root_symlink(int rootfd, const char *target, const char *path, struct warden_error **err);
 
 int mount_on_fd(const char *src, int target, const char *type, unsigned long flags,
-		const char *data, struct warden_error **err);
+                const char *data, struct warden_error **err);
 int tree_clone(int dirfd, const char *path, struct warden_error **err);
 int tree_setattr(int tfd, bool rw, bool nodev, int userns_fd, struct warden_error **err);
 int tree_attach(int tfd, int target, struct warden_error **err);

@@ -29,10 +29,10 @@ extern const struct ns_seccomp_rule ns_seccomp_denied[];
 /* Compile the policy's filter to BPF (once per plan): a program precompiled at build
  * time when the policy's seccomp settings match a preset's, libseccomp otherwise. */
 int ns_seccomp_compile(const struct warden_policy *p, struct sock_filter **ret_prog,
-		       unsigned short *ret_len, struct warden_error **err);
+                       unsigned short *ret_len, struct warden_error **err);
 /* Always with libseccomp. */
 int ns_seccomp_compile_fresh(const struct warden_policy *p, struct sock_filter **ret_prog,
-			     unsigned short *ret_len, struct warden_error **err);
+                             unsigned short *ret_len, struct warden_error **err);
 /* What the program depends on, as a string: equal keys, equal programs. */
 char *ns_seccomp_key(const struct warden_policy *p);
 
@@ -88,7 +88,7 @@ int ns_userns_volume_idmap(const struct warden_plan *plan, struct warden_error *
  * so that files created inside belong to the caller; the rootfs so that its files appear
  * owned by the sandbox's own ids. */
 int ns_mounts_prepare_detached(const struct warden_plan *plan, pid_t child, int *fds,
-			       struct warden_error **err);
+                               struct warden_error **err);
 
 /* ---- devices.c --------------------------------------------------------------------- */
 
@@ -102,7 +102,7 @@ int ns_devices_setup(int rootfd, bool rootless, struct warden_error **err);
  * n_binds + 1 entries: detached trees the parent prepared (root mode), -1 elsewhere; they
  * are consumed. Sets *ret_workdir_created when the working directory had to be made. */
 int ns_rootfs_setup(const struct warden_plan *plan, int *tree_fds, bool *ret_workdir_created,
-		    struct warden_error **err);
+                    struct warden_error **err);
 
 /* ---- cgroup.c ---------------------------------------------------------------------- */
 
@@ -117,9 +117,9 @@ enum ns_cgroup_mode {
 
 struct ns_cgroup {
 	enum ns_cgroup_mode mode;
-	char *v2_path;                              /* grouping (and limits on pure v2) */
-	int v2_fd;                                  /* for CLONE_INTO_CGROUP, or -1 */
-	char *v1_paths[NS_CGROUP_V1_CONTROLLERS];   /* NULL where not used */
+	char *v2_path;                            /* grouping (and limits on pure v2) */
+	int v2_fd;                                /* for CLONE_INTO_CGROUP, or -1 */
+	char *v1_paths[NS_CGROUP_V1_CONTROLLERS]; /* NULL where not used */
 	struct strv warnings;
 };
 
@@ -128,7 +128,7 @@ enum ns_cgroup_mode ns_cgroup_host_mode(void);
 /* Create the sandbox's cgroups and write its limits. Limits that cannot be applied
  * (rootless without delegation) become warnings, not errors. */
 int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_cgroup *cg,
-		     struct warden_error **err);
+                     struct warden_error **err);
 /* Move pid into the v1 controller groups (v2 is joined by CLONE_INTO_CGROUP). */
 int ns_cgroup_attach(struct ns_cgroup *cg, pid_t pid, struct warden_error **err);
 /* Remove the groups; the sandbox's processes must be gone. */
@@ -136,7 +136,7 @@ void ns_cgroup_destroy(struct ns_cgroup *cg);
 
 /* cgroup-v1.c / cgroup-v2.c: write limits into an existing group directory. */
 int ns_cgroup_v1_limits(int ctrl, int dirfd, const struct warden_policy *p,
-			struct warden_error **err);
+                        struct warden_error **err);
 int ns_cgroup_v2_limits(int dirfd, const struct warden_policy *p, struct warden_error **err);
 extern const char *const ns_cgroup_v1_names[NS_CGROUP_V1_CONTROLLERS];
 

@@ -16,8 +16,8 @@ static int set_limit(int resource, const char *name, uint64_t value, struct ward
 	struct rlimit cur, rl;
 	if (getrlimit(resource, &cur) < 0)
 		return warden_error_set(err, errno, "%s", name);
-	rl.rlim_max = (cur.rlim_max != RLIM_INFINITY && value > cur.rlim_max) ? cur.rlim_max
-									      : value;
+	rl.rlim_max =
+	    (cur.rlim_max != RLIM_INFINITY && value > cur.rlim_max) ? cur.rlim_max : value;
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(resource, &rl) < 0)
 		return warden_error_set(err, errno, "%s", name);

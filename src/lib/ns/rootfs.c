@@ -25,8 +25,7 @@
 /* Detached copies of every bind source, taken before the staging tmpfs can shadow any
  * of them (a volume under the host's /tmp is common). Root mode's idmapped trees come
  * from the parent already. */
-static int capture_sources(const struct warden_plan *plan, int *tree_fds,
-			   struct warden_error **err)
+static int capture_sources(const struct warden_plan *plan, int *tree_fds, struct warden_error **err)
 {
 	for (size_t i = 0; i < plan->n_binds; i++) {
 		const struct warden_bind *b = &plan->binds[i];
@@ -35,7 +34,7 @@ static int capture_sources(const struct warden_plan *plan, int *tree_fds,
 		tree_fds[i] = tree_clone(AT_FDCWD, b->host, err);
 		if (tree_fds[i] < 0 || tree_setattr(tree_fds[i], b->rw, true, -1, err) < 0)
 			return warden_error_wrap(err, "%s %s", b->volume ? "volume" : "read_only",
-						 b->host);
+			                         b->host);
 	}
 	const char *rootfs = plan->policy->rootfs;
 	int *rfd = &tree_fds[plan->n_binds];
@@ -48,8 +47,7 @@ static int capture_sources(const struct warden_plan *plan, int *tree_fds,
 }
 
 /* The staging root: returns an O_PATH fd of what becomes /. */
-static int staging_root(const struct warden_plan *plan, int rootfs_tree,
-			struct warden_error **err)
+static int staging_root(const struct warden_plan *plan, int rootfs_tree, struct warden_error **err)
 {
 	char opts[96];
 	snprintf(opts, sizeof(opts), "size=%" PRIu64 ",mode=0755", plan->policy->tmp_size);
@@ -71,8 +69,8 @@ static int staging_root(const struct warden_plan *plan, int rootfs_tree,
 		return warden_error_wrap(err, "rootfs");
 	/* userxattr: overlay inside a user namespace keeps its metadata in user.* xattrs. */
 	if (mount("overlay", STAGING "/root", "overlay", MS_NOSUID | MS_NODEV,
-		  "lowerdir=" STAGING "/lower,upperdir=" STAGING "/upper,workdir=" STAGING
-		  "/work,userxattr") < 0)
+	          "lowerdir=" STAGING "/lower,upperdir=" STAGING "/upper,workdir=" STAGING
+	          "/work,userxattr") < 0)
 		return warden_error_set(err, errno, "mounting the rootfs overlay");
 	fd = open(STAGING "/root", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
@@ -81,7 +79,7 @@ static int staging_root(const struct warden_plan *plan, int rootfs_tree,
 }
 
 static int place_binds(const struct warden_plan *plan, int rootfd, int *tree_fds,
-		       struct warden_error **err)
+                       struct warden_error **err)
 {
 	for (size_t i = 0; i < plan->n_binds; i++) {
 		const struct warden_bind *b = &plan->binds[i];
@@ -91,10 +89,10 @@ static int place_binds(const struct warden_plan *plan, int rootfd, int *tree_fds
 			continue;
 		}
 		_cleanup_close_ int target = b->is_dir ? root_mkdir_p(rootfd, b->path, 0755, err)
-						       : root_touch(rootfd, b->path, 0644, err);
+		                                       : root_touch(rootfd, b->path, 0644, err);
 		if (target < 0 || tree_attach(tree_fds[i], target, err) < 0)
 			return warden_error_wrap(err, "%s %s", b->volume ? "volume" : "read_only",
-						 b->path);
+			                         b->path);
 		close(tree_fds[i]);
 		tree_fds[i] = -1;
 	}
@@ -102,7 +100,7 @@ static int place_binds(const struct warden_plan *plan, int rootfd, int *tree_fds
 }
 
 static int make_dir_owned(int rootfd, const char *path, mode_t mode, uid_t uid, gid_t gid,
-			  struct warden_error **err)
+                          struct warden_error **err)
 {
 	_cleanup_close_ int fd = root_mkdir_p(rootfd, path, mode, err);
 	if (fd < 0)
@@ -122,7 +120,7 @@ static int make_dir_owned(int rootfd, const char *path, mode_t mode, uid_t uid, 
  * each generated file is bound over the host's; the staging copy is unlinked at once, so
  * it exists only as that mount. Elsewhere (a partial /etc, an image) it is written. */
 static int place_generated(int rootfd, bool cover, const char *path, const char *content,
-			   struct warden_error **err)
+                           struct warden_error **err)
 {
 	if (!cover)
 		return root_write_file(rootfd, path, content, 0644, err);
@@ -131,7 +129,7 @@ static int place_generated(int rootfd, bool cover, const char *path, const char 
 		return 0; /* nothing to cover: the host's /etc has no such file */
 	const char *tmp = ".warden-generated";
 	_cleanup_close_ int fd =
-		openat(rootfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	    openat(rootfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	size_t len = strlen(content);
 	if (fd < 0 || write(fd, content, len) != (ssize_t)len)
 		return warden_error_set(err, errno ? errno : EIO, "writing %s", path);
@@ -154,7 +152,7 @@ static bool etc_is_bound(const struct warden_plan *plan)
 }
 
 static int writable_layer(const struct warden_plan *plan, int rootfd, bool *ret_workdir_created,
-			  struct warden_error **err)
+                          struct warden_error **err)
 {
 	const struct warden_policy *p = plan->policy;
 	/* umask is 0 during setup: the modes are exact for what is created here; an image's
@@ -198,7 +196,7 @@ static int pivot(int rootfd, struct warden_error **err)
 }
 
 int ns_rootfs_setup(const struct warden_plan *plan, int *tree_fds, bool *ret_workdir_created,
-		    struct warden_error **err)
+                    struct warden_error **err)
 {
 	bool image = plan->policy->rootfs != NULL;
 	/* Nothing done here may propagate back to the host's mount namespace. */
@@ -219,7 +217,7 @@ int ns_rootfs_setup(const struct warden_plan *plan, int *tree_fds, bool *ret_wor
 		/* Hide the image's own /dev behind a small tmpfs before populating it. */
 		_cleanup_close_ int dev = root_mkdir_p(rootfd, "/dev", 0755, err);
 		if (dev < 0 || mount_on_fd("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC,
-					   "size=64k,mode=0755", err) < 0)
+		                           "size=64k,mode=0755", err) < 0)
 			return warden_error_wrap(err, "/dev");
 	}
 	if (ns_devices_setup(rootfd, plan->rootless, err) < 0)
@@ -232,11 +230,10 @@ int ns_rootfs_setup(const struct warden_plan *plan, int *tree_fds, bool *ret_wor
 	/* The writable places become mounts of their own, so that they stay writable when
 	 * the root is made read-only below. */
 	const char *rw[] = {"/tmp", "/var/tmp", "/dev/shm", plan->home,
-			    *ret_workdir_created ? plan->workdir : NULL};
+	                    *ret_workdir_created ? plan->workdir : NULL};
 	if (image) {
 		_cleanup_close_ int shm = root_open(rootfd, "/dev/shm", O_PATH | O_DIRECTORY);
-		if (shm < 0 ||
-		    mount_on_fd(STAGING "/shm", shm, NULL, MS_BIND, NULL, err) < 0)
+		if (shm < 0 || mount_on_fd(STAGING "/shm", shm, NULL, MS_BIND, NULL, err) < 0)
 			return warden_error_wrap(err, "/dev/shm");
 	} else {
 		for (size_t i = 0; i < ARRAY_SIZE(rw); i++)
@@ -248,11 +245,11 @@ int ns_rootfs_setup(const struct warden_plan *plan, int *tree_fds, bool *ret_wor
 	if (pivot(rootfd, err) < 0)
 		return -1;
 	if (image) {
-		if (mount(NULL, "/dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
-			  NULL) < 0)
+		if (mount(NULL, "/dev", NULL,
+		          MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) < 0)
 			return warden_error_set(err, errno, "making /dev read-only");
 	} else if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
-			 NULL) < 0) {
+	                 NULL) < 0) {
 		return warden_error_set(err, errno, "making / read-only");
 	}
 	return 0;

@@ -27,73 +27,73 @@
 #include <termios.h>
 
 const struct ns_seccomp_rule ns_seccomp_denied[] = {
-	{"keyctl", "kernel keyrings are not namespaced and have a long CVE history"},
-	{"add_key", "kernel keyrings are not namespaced and have a long CVE history"},
-	{"request_key", "kernel keyrings are not namespaced and have a long CVE history"},
-	{"bpf", "loads programs into the kernel; verifier bugs are a classic escape"},
-	{"perf_event_open", "kernel profiling: side channels and many CVEs"},
-	{"userfaultfd", "stalls kernel page faults to widen exploit race windows"},
-	{"io_uring_setup", "io_uring runs operations without passing through seccomp"},
-	{"io_uring_enter", "io_uring runs operations without passing through seccomp"},
-	{"io_uring_register", "io_uring runs operations without passing through seccomp"},
-	{"open_by_handle_at", "opens files by handle, around path-based confinement"},
-	{"mount", "the file system layout is fixed by warden"},
-	{"umount2", "the file system layout is fixed by warden (unmasking hidden paths)"},
-	{"pivot_root", "the file system layout is fixed by warden"},
-	{"chroot", "the file system layout is fixed by warden"},
-	{"move_mount", "the file system layout is fixed by warden"},
-	{"open_tree", "the file system layout is fixed by warden"},
-	{"fsopen", "the file system layout is fixed by warden"},
-	{"fsconfig", "the file system layout is fixed by warden"},
-	{"fsmount", "the file system layout is fixed by warden"},
-	{"fspick", "the file system layout is fixed by warden"},
-	{"mount_setattr", "the file system layout is fixed by warden"},
-	{"setns", "joining other namespaces"},
-	{"kexec_load", "replaces the running kernel"},
-	{"kexec_file_load", "replaces the running kernel"},
-	{"init_module", "loads code into the kernel"},
-	{"finit_module", "loads code into the kernel"},
-	{"delete_module", "unloads kernel code"},
-	{"clock_settime", "the clock is host-wide"},
-	{"clock_adjtime", "the clock is host-wide"},
-	{"settimeofday", "the clock is host-wide"},
-	{"adjtimex", "the clock is host-wide"},
-	{"reboot", "host power state"},
-	{"swapon", "host memory management"},
-	{"swapoff", "host memory management"},
-	{"acct", "host-wide process accounting"},
-	{"quotactl", "host file system quotas"},
-	{"quotactl_fd", "host file system quotas"},
-	{"syslog", "the kernel log holds kernel addresses and other tenants' messages"},
-	{"ioperm", "direct hardware I/O port access"},
-	{"iopl", "direct hardware I/O port access"},
-	{"modify_ldt", "segment descriptor tricks used by kernel exploits"},
-	{"lookup_dcookie", "kernel profiling interface"},
-	{"uselib", "obsolete loader interface"},
-	{"vhangup", "hangs up the terminal of other sessions"},
-	{"fanotify_init", "file system wide monitoring"},
-	{"name_to_handle_at", "pairs with open_by_handle_at; exposes file handles"},
-	{NULL, NULL},
+    {"keyctl", "kernel keyrings are not namespaced and have a long CVE history"},
+    {"add_key", "kernel keyrings are not namespaced and have a long CVE history"},
+    {"request_key", "kernel keyrings are not namespaced and have a long CVE history"},
+    {"bpf", "loads programs into the kernel; verifier bugs are a classic escape"},
+    {"perf_event_open", "kernel profiling: side channels and many CVEs"},
+    {"userfaultfd", "stalls kernel page faults to widen exploit race windows"},
+    {"io_uring_setup", "io_uring runs operations without passing through seccomp"},
+    {"io_uring_enter", "io_uring runs operations without passing through seccomp"},
+    {"io_uring_register", "io_uring runs operations without passing through seccomp"},
+    {"open_by_handle_at", "opens files by handle, around path-based confinement"},
+    {"mount", "the file system layout is fixed by warden"},
+    {"umount2", "the file system layout is fixed by warden (unmasking hidden paths)"},
+    {"pivot_root", "the file system layout is fixed by warden"},
+    {"chroot", "the file system layout is fixed by warden"},
+    {"move_mount", "the file system layout is fixed by warden"},
+    {"open_tree", "the file system layout is fixed by warden"},
+    {"fsopen", "the file system layout is fixed by warden"},
+    {"fsconfig", "the file system layout is fixed by warden"},
+    {"fsmount", "the file system layout is fixed by warden"},
+    {"fspick", "the file system layout is fixed by warden"},
+    {"mount_setattr", "the file system layout is fixed by warden"},
+    {"setns", "joining other namespaces"},
+    {"kexec_load", "replaces the running kernel"},
+    {"kexec_file_load", "replaces the running kernel"},
+    {"init_module", "loads code into the kernel"},
+    {"finit_module", "loads code into the kernel"},
+    {"delete_module", "unloads kernel code"},
+    {"clock_settime", "the clock is host-wide"},
+    {"clock_adjtime", "the clock is host-wide"},
+    {"settimeofday", "the clock is host-wide"},
+    {"adjtimex", "the clock is host-wide"},
+    {"reboot", "host power state"},
+    {"swapon", "host memory management"},
+    {"swapoff", "host memory management"},
+    {"acct", "host-wide process accounting"},
+    {"quotactl", "host file system quotas"},
+    {"quotactl_fd", "host file system quotas"},
+    {"syslog", "the kernel log holds kernel addresses and other tenants' messages"},
+    {"ioperm", "direct hardware I/O port access"},
+    {"iopl", "direct hardware I/O port access"},
+    {"modify_ldt", "segment descriptor tricks used by kernel exploits"},
+    {"lookup_dcookie", "kernel profiling interface"},
+    {"uselib", "obsolete loader interface"},
+    {"vhangup", "hangs up the terminal of other sessions"},
+    {"fanotify_init", "file system wide monitoring"},
+    {"name_to_handle_at", "pairs with open_by_handle_at; exposes file handles"},
+    {NULL, NULL},
 };
 
 /* Refused unless the policy sets security.ptrace: debuggers and tracers inside the
  * sandbox can only reach the sandbox's own processes (pid namespace), so this is for
  * policies that want to close even that. */
 static const struct ns_seccomp_rule ptrace_denied[] = {
-	{"ptrace", "security.ptrace: false"},
-	{"process_vm_readv", "security.ptrace: false"},
-	{"process_vm_writev", "security.ptrace: false"},
-	{"pidfd_getfd", "security.ptrace: false"},
-	{"process_madvise", "security.ptrace: false"},
-	{"kcmp", "security.ptrace: false"},
-	{NULL, NULL},
+    {"ptrace", "security.ptrace: false"},
+    {"process_vm_readv", "security.ptrace: false"},
+    {"process_vm_writev", "security.ptrace: false"},
+    {"pidfd_getfd", "security.ptrace: false"},
+    {"process_madvise", "security.ptrace: false"},
+    {"kcmp", "security.ptrace: false"},
+    {NULL, NULL},
 };
 
 /* x86-64 numbers of system calls newer than libseccomp 2.5's table. open_tree_attr is the
  * mount family again; numbers above the last known one are "future" and get ENOSYS. */
 #define NR_OPEN_TREE_ATTR 467
-#define NR_LAST_KNOWN 469
-#define NR_FUTURE_END 511
+#define NR_LAST_KNOWN     469
+#define NR_FUTURE_END     511
 
 static bool name_in(const struct strv *list, const char *name)
 {
@@ -104,7 +104,7 @@ static bool name_in(const struct strv *list, const char *name)
 }
 
 static int add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned n,
-	       const struct scmp_arg_cmp *args, struct warden_error **err)
+               const struct scmp_arg_cmp *args, struct warden_error **err)
 {
 	int nr = seccomp_syscall_resolve_name(name);
 	if (nr == __NR_SCMP_ERROR)
@@ -119,12 +119,12 @@ static int add(scmp_filter_ctx ctx, uint32_t action, const char *name, unsigned 
  * of capabilities over fresh namespaces, the entry point of most container escapes through
  * kernel bugs (netfilter, mount, ...). One rule per flag, because a masked comparison
  * matches only an exact value and the flags may be combined with anything. */
-static const uint64_t ns_flags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID, CLONE_NEWNET,
-				    CLONE_NEWIPC,  CLONE_NEWUTS, CLONE_NEWCGROUP,
-				    0x00000080 /* CLONE_NEWTIME */};
+static const uint64_t ns_flags[] = {CLONE_NEWUSER,   CLONE_NEWNS,  CLONE_NEWPID,
+                                    CLONE_NEWNET,    CLONE_NEWIPC, CLONE_NEWUTS,
+                                    CLONE_NEWCGROUP, 0x00000080 /* CLONE_NEWTIME */};
 
 static int add_clone_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
-			   struct warden_error **err)
+                           struct warden_error **err)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++) {
 		struct scmp_arg_cmp a = SCMP_A0(SCMP_CMP_MASKED_EQ, ns_flags[i], ns_flags[i]);
@@ -150,7 +150,7 @@ static int add_clone_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
  * The kernel reads these arguments as int; a value with high bits set is caught by the
  * "greater than" rules, which compare all 64 bits. */
 static int add_socket_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
-			    struct warden_error **err)
+                            struct warden_error **err)
 {
 	/* Refused families: every one below AF_NETLINK except unix, inet and inet6, and
 	 * everything above AF_NETLINK (one comparison covers that range). */
@@ -172,9 +172,9 @@ static int add_socket_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
 	for (size_t i = 0; i < ARRAY_SIZE(inet); i++)
 		for (size_t j = 0; j < ARRAY_SIZE(types); j++) {
 			struct scmp_arg_cmp a[2] = {
-				SCMP_A0(SCMP_CMP_EQ, (uint64_t)inet[i]),
-				/* the type carries SOCK_CLOEXEC/SOCK_NONBLOCK in its high bits */
-				SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (uint64_t)types[j]),
+			    SCMP_A0(SCMP_CMP_EQ, (uint64_t)inet[i]),
+			    /* the type carries SOCK_CLOEXEC/SOCK_NONBLOCK in its high bits */
+			    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (uint64_t)types[j]),
 			};
 			if (add(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 2, a, err) < 0)
 				return -1;
@@ -184,12 +184,12 @@ static int add_socket_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
 	static const uint64_t nl_refused[] = {1, 2, 3};
 	for (size_t i = 0; i < ARRAY_SIZE(nl_refused); i++) {
 		struct scmp_arg_cmp a[2] = {SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
-					    SCMP_A2(SCMP_CMP_EQ, nl_refused[i])};
+		                            SCMP_A2(SCMP_CMP_EQ, nl_refused[i])};
 		if (add(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 2, a, err) < 0)
 			return -1;
 	}
 	struct scmp_arg_cmp nl_beyond[2] = {SCMP_A0(SCMP_CMP_EQ, AF_NETLINK),
-					    SCMP_A2(SCMP_CMP_GT, 4 /* NETLINK_SOCK_DIAG */)};
+	                                    SCMP_A2(SCMP_CMP_GT, 4 /* NETLINK_SOCK_DIAG */)};
 	return add(ctx, SCMP_ACT_ERRNO(EPERM), "socket", 2, nl_beyond, err);
 }
 
@@ -200,7 +200,7 @@ static int add_socket_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
  * in the kernel, so only the low 32 bits are compared: a value with high bits set must
  * not slip past. */
 static int add_ioctl_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
-			   struct warden_error **err)
+                           struct warden_error **err)
 {
 	static const uint64_t cmds[] = {TIOCSTI, TIOCLINUX, TIOCSETD};
 	if (name_in(&p->seccomp_allow, "ioctl"))
@@ -214,7 +214,7 @@ static int add_ioctl_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
 }
 
 static int add_mknod_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
-			   struct warden_error **err)
+                           struct warden_error **err)
 {
 	/* Device nodes: even where a node can be created it must not be usable; refusing
 	 * the creation keeps the error early and clear. FIFOs and sockets stay allowed. */
@@ -233,7 +233,7 @@ static int add_mknod_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
 }
 
 static int add_table(scmp_filter_ctx ctx, const struct ns_seccomp_rule *t,
-		     const struct warden_policy *p, struct warden_error **err)
+                     const struct warden_policy *p, struct warden_error **err)
 {
 	for (; t->name; t++)
 		if (!name_in(&p->seccomp_allow, t->name) &&
@@ -252,8 +252,8 @@ static int add_numbered(scmp_filter_ctx ctx, struct warden_error **err)
 	return 0;
 }
 
-static int export_bpf(scmp_filter_ctx ctx, struct sock_filter **ret_prog,
-		      unsigned short *ret_len, struct warden_error **err)
+static int export_bpf(scmp_filter_ctx ctx, struct sock_filter **ret_prog, unsigned short *ret_len,
+                      struct warden_error **err)
 {
 	_cleanup_close_ int fd = memfd_create("warden-seccomp", MFD_CLOEXEC);
 	if (fd < 0)
@@ -265,7 +265,7 @@ static int export_bpf(scmp_filter_ctx ctx, struct sock_filter **ret_prog,
 	if (size <= 0 || size % (off_t)sizeof(struct sock_filter) ||
 	    size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS)
 		return warden_error_set(err, 0, "seccomp: compiled program has a bad size (%jd)",
-					(intmax_t)size);
+		                        (intmax_t)size);
 	struct sock_filter *prog = xmalloc((size_t)size);
 	if (pread(fd, prog, (size_t)size, 0) != size) {
 		free(prog);
@@ -297,7 +297,7 @@ char *ns_seccomp_key(const struct warden_policy *p)
 }
 
 int ns_seccomp_compile(const struct warden_policy *p, struct sock_filter **ret_prog,
-		       unsigned short *ret_len, struct warden_error **err)
+                       unsigned short *ret_len, struct warden_error **err)
 {
 	/* The presets' programs were compiled with libseccomp when warden was built (the
 	 * unit tests check they still equal a fresh compilation): a cold process then never
@@ -315,14 +315,14 @@ int ns_seccomp_compile(const struct warden_policy *p, struct sock_filter **ret_p
 }
 
 int ns_seccomp_compile_fresh(const struct warden_policy *p, struct sock_filter **ret_prog,
-			     unsigned short *ret_len, struct warden_error **err)
+                             unsigned short *ret_len, struct warden_error **err)
 {
 	for (size_t i = 0; i < p->seccomp_deny.n; i++)
 		if (name_in(&p->seccomp_allow, p->seccomp_deny.v[i]))
 			return warden_error_set(err, 0,
-						"security.seccomp: \"%s\" is both denied and "
-						"allowed",
-						p->seccomp_deny.v[i]);
+			                        "security.seccomp: \"%s\" is both denied and "
+			                        "allowed",
+			                        p->seccomp_deny.v[i]);
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	if (!ctx)
 		return warden_error_set(err, ENOMEM, "seccomp: init");

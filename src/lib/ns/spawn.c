@@ -32,10 +32,10 @@ struct ns_state {
 static pid_t clone3_child(uint64_t flags, int cgroup_fd, int *ret_pidfd)
 {
 	struct clone_args args = {
-		.flags = flags | CLONE_PIDFD,
-		.pidfd = (uint64_t)(uintptr_t)ret_pidfd,
-		.exit_signal = SIGCHLD,
-		.cgroup = (uint64_t)(cgroup_fd >= 0 ? cgroup_fd : 0),
+	    .flags = flags | CLONE_PIDFD,
+	    .pidfd = (uint64_t)(uintptr_t)ret_pidfd,
+	    .exit_signal = SIGCHLD,
+	    .cgroup = (uint64_t)(cgroup_fd >= 0 ? cgroup_fd : 0),
 	};
 	if (cgroup_fd >= 0)
 		args.flags |= CLONE_INTO_CGROUP;
@@ -45,11 +45,12 @@ static pid_t clone3_child(uint64_t flags, int cgroup_fd, int *ret_pidfd)
 static int clone_error(int e, const struct warden_plan *plan, struct warden_error **err)
 {
 	if ((e == EPERM || e == EACCES || e == ENOSPC) && plan->rootless)
-		return warden_error_set(err, e,
-					"user namespaces: this kernel or distribution does not let "
-					"unprivileged users create them (check "
-					"user.max_user_namespaces, kernel.unprivileged_userns_clone "
-					"and AppArmor's restrict_unprivileged_userns)");
+		return warden_error_set(
+		    err, e,
+		    "user namespaces: this kernel or distribution does not let "
+		    "unprivileged users create them (check "
+		    "user.max_user_namespaces, kernel.unprivileged_userns_clone "
+		    "and AppArmor's restrict_unprivileged_userns)");
 	return warden_error_set(err, e, "creating the sandbox's namespaces");
 }
 
@@ -63,7 +64,7 @@ static void random_id(char out[17])
 }
 
 static int send_go(struct ns_state *st, const struct warden_plan *plan, const int *tree_fds,
-		   struct sync_shared *shared, struct warden_error **err)
+                   struct sync_shared *shared, struct warden_error **err)
 {
 	struct sync_msg m = {.type = SYNC_GO};
 	int fds[SYNC_MAX_FDS];
@@ -81,8 +82,7 @@ static int send_go(struct ns_state *st, const struct warden_plan *plan, const in
 	return 0;
 }
 
-static int join_cgroups(struct ns_state *st, struct sync_shared *shared,
-			struct warden_error **err)
+static int join_cgroups(struct ns_state *st, struct sync_shared *shared, struct warden_error **err)
 {
 	struct sync_msg m = {.type = SYNC_JOINED};
 	if (ns_cgroup_attach(&st->cg, st->pid, err) < 0)
@@ -113,7 +113,7 @@ static int wait_ready(struct warden_sandbox *sb, struct ns_state *st, struct war
 }
 
 static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc,
-		    struct warden_error **err)
+                    struct warden_error **err)
 {
 	const struct warden_plan *plan = sb->plan;
 	struct ns_state *st = xcalloc(1, sizeof(*st));
@@ -130,8 +130,8 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 		strv_push(&sb->warnings, st->cg.warnings.v[i]);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return warden_error_set(err, errno, "socketpair");
-	struct sync_shared *shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE,
-					  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct sync_shared *shared =
+	    mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (shared == MAP_FAILED) {
 		close(sv[0]);
 		close(sv[1]);
@@ -190,13 +190,13 @@ static int reap(struct ns_state *st, int options)
 	if (si.si_pid == 0)
 		return 0; /* WNOHANG: still running */
 	st->reaped = true;
-	st->status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0)
-					      : W_EXITCODE(0, si.si_status);
+	st->status =
+	    si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : W_EXITCODE(0, si.si_status);
 	return 1;
 }
 
 static int ns_next_event(struct warden_sandbox *sb, struct warden_event *ev,
-			 struct warden_error **err)
+                         struct warden_error **err)
 {
 	struct ns_state *st = sb->priv;
 	struct sync_msg m;
@@ -213,9 +213,8 @@ static int ns_next_event(struct warden_sandbox *sb, struct warden_event *ev,
 				return 0;
 			}
 			if (r == 0)
-				return warden_error_set(err, EBADMSG,
-							"unexpected message %u from the sandbox",
-							m.type);
+				return warden_error_set(
+				    err, EBADMSG, "unexpected message %u from the sandbox", m.type);
 			/* EOF or a broken message: init is ending; its exit says the rest. */
 			close(st->sock);
 			st->sock = sb->fds[0] = -1;
@@ -232,7 +231,7 @@ static int ns_next_event(struct warden_sandbox *sb, struct warden_event *ev,
 	} else {
 		ev->kind = WARDEN_EVENT_LOST;
 		snprintf(ev->text, sizeof(ev->text), "the sandbox's init was killed by %s",
-			 strsignal(WTERMSIG(st->status)));
+		         strsignal(WTERMSIG(st->status)));
 	}
 	sb->fds[1] = -1;
 	return 0;
@@ -269,9 +268,9 @@ static void ns_destroy(struct warden_sandbox *sb)
 }
 
 const struct warden_backend warden_ns_backend = {
-	.name = "namespaces",
-	.start = ns_start,
-	.next_event = ns_next_event,
-	.signal = ns_signal,
-	.destroy = ns_destroy,
+    .name = "namespaces",
+    .start = ns_start,
+    .next_event = ns_next_event,
+    .signal = ns_signal,
+    .destroy = ns_destroy,
 };

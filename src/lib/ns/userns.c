@@ -28,7 +28,7 @@ static int write_proc(pid_t pid, const char *file, const char *content, struct w
 }
 
 static int write_maps(pid_t pid, const char *uid_map, const char *gid_map, bool deny_setgroups,
-		      struct warden_error **err)
+                      struct warden_error **err)
 {
 	if (deny_setgroups && write_proc(pid, "setgroups", "deny", err) < 0)
 		return -1;
@@ -44,13 +44,13 @@ int ns_userns_write_maps(pid_t pid, const struct warden_plan *plan, struct warde
 	const struct warden_policy *p = plan->policy;
 	if (plan->rootless) {
 		snprintf(uid_map, sizeof(uid_map), "%u %u 1\n", (unsigned)p->uid,
-			 (unsigned)plan->caller_uid);
+		         (unsigned)plan->caller_uid);
 		snprintf(gid_map, sizeof(gid_map), "%u %u 1\n", (unsigned)p->gid,
-			 (unsigned)plan->caller_gid);
+		         (unsigned)plan->caller_gid);
 		return write_maps(pid, uid_map, gid_map, true, err);
 	}
 	snprintf(uid_map, sizeof(uid_map), "0 %u %u\n", (unsigned)plan->host_base,
-		 (unsigned)plan->host_count);
+	         (unsigned)plan->host_count);
 	return write_maps(pid, uid_map, uid_map, false, err);
 }
 
@@ -78,9 +78,9 @@ int ns_userns_volume_idmap(const struct warden_plan *plan, struct warden_error *
 	}
 	close(pipefd[0]);
 	snprintf(uid_map, sizeof(uid_map), "%u %u 1\n", (unsigned)plan->caller_uid,
-		 (unsigned)(plan->host_base + plan->policy->uid));
+	         (unsigned)(plan->host_base + plan->policy->uid));
 	snprintf(gid_map, sizeof(gid_map), "%u %u 1\n", (unsigned)plan->caller_gid,
-		 (unsigned)(plan->host_base + plan->policy->gid));
+	         (unsigned)(plan->host_base + plan->policy->gid));
 	int fd = -1;
 	if (write_maps(pid, uid_map, gid_map, false, err) == 0) {
 		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
