@@ -3,8 +3,11 @@
  * Sections: securebits; init's reduced set; dropping everything for a started process.
  *
  * Inside its user namespace init starts with every capability. It needs CAP_SETUID and
- * CAP_SETGID to give each started process the sandbox user's identity, and CAP_SETPCAP
- * to then empty that process's bounding set; nothing else survives setup. Every
+ * CAP_SETGID to give each started process the sandbox user's identity, CAP_SETPCAP to
+ * then empty that process's bounding set, and CAP_KILL to forward signals to processes
+ * of another uid (init is the sandbox's root, the command runs as the sandbox user);
+ * nothing else survives setup, and all four only reach into the sandbox's own user
+ * namespace. Every
  * process it starts ends with all five sets empty and the securebits locked, so that
  * exec of any file (root-owned, uid 0 inside, file capabilities) yields no capability.
  */
@@ -66,7 +69,8 @@ int ns_caps_restrict_init(struct warden_error **err)
 		return warden_error_set(err, errno, "setting securebits");
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
 		return warden_error_set(err, errno, "clearing ambient capabilities");
-	uint64_t keep = (1ULL << CAP_SETUID) | (1ULL << CAP_SETGID) | (1ULL << CAP_SETPCAP);
+	uint64_t keep = (1ULL << CAP_SETUID) | (1ULL << CAP_SETGID) | (1ULL << CAP_SETPCAP) |
+	                (1ULL << CAP_KILL);
 	if (drop_bounding_except(keep, err) < 0)
 		return -1;
 	if (capset_sets(keep, keep, 0) < 0)
@@ -76,8 +80,9 @@ int ns_caps_restrict_init(struct warden_error **err)
 
 int ns_caps_drop_all(struct warden_error **err)
 {
-	/* init has already emptied the bounding set but for these three. */
-	static const int kept[] = {CAP_SETUID, CAP_SETGID, CAP_SETPCAP};
+	/* init has already emptied the bounding set but for these (CAP_SETPCAP last: dropping
+	 * the others needs it). */
+	static const int kept[] = {CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_SETPCAP};
 	for (size_t i = 0; i < ARRAY_SIZE(kept); i++)
 		if (prctl(PR_CAPBSET_DROP, kept[i], 0, 0, 0) < 0)
 			return warden_error_set(err, errno,

@@ -18,6 +18,7 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 
 #define CGROOT "/sys/fs/cgroup"
 
@@ -65,6 +66,26 @@ static char *own_group(const char *ctrl)
 	return NULL;
 }
 
+/* Groups whose supervisor was killed (SIGKILL leaves no chance to clean up) stay behind,
+ * empty. Each start removes those older than a minute: rmdir only succeeds on an empty
+ * group, and the age keeps it off groups another supervisor is still setting up. */
+void ns_cgroup_sweep(const char *parent, time_t max_age)
+{
+	_cleanup_closedir_ DIR *d = opendir(parent);
+	struct dirent *de;
+	struct stat st;
+	time_t now = time(NULL);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    now - st.st_ctime > max_age)
+			(void)unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+	}
+}
+
 /* Make <base>/warden/<id> (or <base>/warden-<id> where base is a delegated parent). */
 static char *make_group(const char *base, const char *id, bool nested, int *ret_errno)
 {
@@ -75,6 +96,7 @@ static char *make_group(const char *base, const char *id, bool nested, int *ret_
 			*ret_errno = errno;
 			return NULL;
 		}
+		ns_cgroup_sweep(parent, 60);
 		path = xasprintf("%s/%s", parent, id);
 	} else {
 		path = xasprintf("%s-%s", parent, id);

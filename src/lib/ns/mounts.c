@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "ns.h"
 #include "mounts.h"
+#include "../sync.h"
 
 #include <fcntl.h>
 #include <linux/mount.h>
@@ -241,49 +242,69 @@ int proc_mount(int rootfd, struct warden_error **err)
 
 /* ---- parent side: idmapped trees (root mode) --------------------------------------- */
 
+struct owner_ns {
+	uid_t uid;
+	gid_t gid;
+	int fd;
+};
+
+/* One id-map namespace per distinct volume owner. */
+static int owner_idmap(const struct warden_plan *plan, const char *host, struct owner_ns *cache,
+                       size_t *n, struct warden_error **err)
+{
+	struct stat st;
+	if (stat(host, &st) < 0)
+		return warden_error_set(err, errno, "volume %s", host);
+	for (size_t i = 0; i < *n; i++)
+		if (cache[i].uid == st.st_uid && cache[i].gid == st.st_gid)
+			return cache[i].fd;
+	int fd = ns_userns_volume_idmap(plan, st.st_uid, st.st_gid, err);
+	if (fd < 0)
+		return -1;
+	cache[*n] = (struct owner_ns){st.st_uid, st.st_gid, fd};
+	(*n)++;
+	return fd;
+}
+
 int ns_mounts_prepare_detached(const struct warden_plan *plan, pid_t child, int *fds,
                                struct warden_error **err)
 {
-	bool any_volume = false;
+	struct owner_ns owners[SYNC_MAX_FDS];
+	size_t n_owners = 0;
+	int r = 0;
 	for (size_t i = 0; i <= plan->n_binds; i++)
 		fds[i] = -1;
-	for (size_t i = 0; i < plan->n_binds; i++)
-		any_volume |= plan->binds[i].volume;
-	if (plan->rootless || (!any_volume && !plan->policy->rootfs))
+	if (plan->rootless)
 		return 0;
-	_cleanup_close_ int vol_ns = -1;
-	if (any_volume && (vol_ns = ns_userns_volume_idmap(plan, err)) < 0)
-		return -1;
-	for (size_t i = 0; i < plan->n_binds; i++) {
+	for (size_t i = 0; r == 0 && i < plan->n_binds; i++) {
 		const struct warden_bind *b = &plan->binds[i];
 		if (!b->volume)
 			continue;
-		_cleanup_close_ int t = tree_clone(AT_FDCWD, b->host, err);
-		if (t < 0 || tree_setattr(t, b->rw, true, vol_ns, err) < 0) {
-			warden_error_wrap(err, "volume %s", b->host);
-			goto fail;
-		}
-		fds[i] = TAKE_FD(t);
+		int ns = owner_idmap(plan, b->host, owners, &n_owners, err);
+		_cleanup_close_ int t = ns < 0 ? -1 : tree_clone(AT_FDCWD, b->host, err);
+		if (t < 0 || tree_setattr(t, b->rw, true, ns, err) < 0)
+			r = warden_error_wrap(err, "volume %s", b->host);
+		else
+			fds[i] = TAKE_FD(t);
 	}
-	if (plan->policy->rootfs) {
+	if (r == 0 && plan->policy->rootfs) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)child);
 		_cleanup_close_ int sandbox_ns = open(path, O_RDONLY | O_CLOEXEC);
-		if (sandbox_ns < 0) {
-			warden_error_set(err, errno, "opening the sandbox's user namespace");
-			goto fail;
-		}
-		_cleanup_close_ int t = tree_clone(AT_FDCWD, plan->policy->rootfs, err);
-		if (t < 0 || tree_setattr(t, false, true, sandbox_ns, err) < 0) {
-			warden_error_wrap(err, "rootfs %s", plan->policy->rootfs);
-			goto fail;
-		}
-		fds[plan->n_binds] = TAKE_FD(t);
+		_cleanup_close_ int t = -1;
+		if (sandbox_ns < 0)
+			r = warden_error_set(err, errno, "opening the sandbox's user namespace");
+		else if ((t = tree_clone(AT_FDCWD, plan->policy->rootfs, err)) < 0 ||
+		         tree_setattr(t, false, true, sandbox_ns, err) < 0)
+			r = warden_error_wrap(err, "rootfs %s", plan->policy->rootfs);
+		else
+			fds[plan->n_binds] = TAKE_FD(t);
 	}
-	return 0;
-fail:
-	for (size_t i = 0; i <= plan->n_binds; i++)
-		if (fds[i] >= 0)
-			close(TAKE_FD(fds[i]));
-	return warden_error_wrap(err, "idmapped mount");
+	for (size_t i = 0; i < n_owners; i++)
+		close(owners[i].fd);
+	if (r < 0)
+		for (size_t i = 0; i <= plan->n_binds; i++)
+			if (fds[i] >= 0)
+				close(TAKE_FD(fds[i]));
+	return r;
 }

@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* ---- seccomp.c --------------------------------------------------------------------- */
 
@@ -58,8 +59,8 @@ int ns_landlock_apply(const struct warden_plan *plan, bool workdir_rw, struct wa
 /* ---- caps.c ------------------------------------------------------------------------ */
 
 /* For init: lock the securebits so that uid 0 never regains capabilities on exec, and
- * keep only CAP_SETUID, CAP_SETGID and CAP_SETPCAP (to become the sandbox user and then
- * drop those too in each started process). */
+ * keep only CAP_SETUID, CAP_SETGID, CAP_SETPCAP (to become the sandbox user and then drop
+ * those too in each started process) and CAP_KILL (to forward signals). */
 int ns_caps_restrict_init(struct warden_error **err);
 /* For a started process: drop every capability from every set, for good. */
 int ns_caps_drop_all(struct warden_error **err);
@@ -77,16 +78,18 @@ int ns_net_loopback_up(struct warden_error **err);
 
 /* Write uid_map/gid_map (and setgroups) for the freshly cloned child. */
 int ns_userns_write_maps(pid_t pid, const struct warden_plan *plan, struct warden_error **err);
-/* Root mode: a user namespace that maps the caller's ids to the sandbox user's host ids,
- * used to idmap volumes so that files created inside belong to the caller outside. */
-int ns_userns_volume_idmap(const struct warden_plan *plan, struct warden_error **err);
+/* Root mode: a user namespace that maps a volume owner's ids to the sandbox user's host
+ * ids, used to idmap that volume so that files created inside belong to its owner. */
+int ns_userns_volume_idmap(const struct warden_plan *plan, uid_t owner_uid, gid_t owner_gid,
+                           struct warden_error **err);
 
 /* ---- mounts.c (parent side; the child-side primitives are in mounts.h) ----------- */
 
 /* Root mode: detached, idmapped trees for every volume (fds[i] for binds[i]) and for the
- * rootfs (fds[n_binds]), -1 where none; fds has n_binds + 1 entries. Volumes are mapped
- * so that files created inside belong to the caller; the rootfs so that its files appear
- * owned by the sandbox's own ids. */
+ * rootfs (fds[n_binds]), -1 where none; fds has n_binds + 1 entries. A volume is mapped
+ * so that its owner's files are the sandbox user's inside and files created inside belong
+ * to its owner outside (`sudo warden run -v ~/proj:/work` leaves files owned by you, not
+ * by root); the rootfs so that its files appear owned by the sandbox's own ids. */
 int ns_mounts_prepare_detached(const struct warden_plan *plan, pid_t child, int *fds,
                                struct warden_error **err);
 
@@ -133,6 +136,9 @@ int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_c
 int ns_cgroup_attach(struct ns_cgroup *cg, pid_t pid, struct warden_error **err);
 /* Remove the groups; the sandbox's processes must be gone. */
 void ns_cgroup_destroy(struct ns_cgroup *cg);
+/* Remove the empty groups under parent older than max_age seconds (left behind by
+ * supervisors that were killed); populated ones are never removed. */
+void ns_cgroup_sweep(const char *parent, time_t max_age);
 
 /* cgroup-v1.c / cgroup-v2.c: write limits into an existing group directory. */
 int ns_cgroup_v1_limits(int ctrl, int dirfd, const struct warden_policy *p,

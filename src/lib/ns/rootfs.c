@@ -46,6 +46,14 @@ static int capture_sources(const struct warden_plan *plan, int *tree_fds, struct
 	return 0;
 }
 
+/* With an image, fresh directories of the scratch tmpfs are bound over these (the
+ * image's own may be anything, and are not the sandbox's business). */
+static const char *const image_scratch[][2] = {
+    {"tmp", "/tmp"},
+    {"vartmp", "/var/tmp"},
+    {"shm", "/dev/shm"},
+};
+
 /* The staging root: returns an O_PATH fd of what becomes /. */
 static int staging_root(const struct warden_plan *plan, int rootfs_tree, struct warden_error **err)
 {
@@ -60,10 +68,13 @@ static int staging_root(const struct warden_plan *plan, int rootfs_tree, struct 
 		return fd;
 
 	_cleanup_close_ int scratch = fd;
-	static const char *const dirs[] = {"lower", "upper", "work", "root", "shm"};
+	static const char *const dirs[] = {"lower", "upper", "work", "root"};
 	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
-		if (mkdirat(scratch, dirs[i], streq(dirs[i], "shm") ? 01777 : 0755) < 0)
+		if (mkdirat(scratch, dirs[i], 0755) < 0)
 			return warden_error_set(err, errno, "creating %s", dirs[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(image_scratch); i++)
+		if (mkdirat(scratch, image_scratch[i][0], 01777) < 0)
+			return warden_error_set(err, errno, "creating %s", image_scratch[i][0]);
 	_cleanup_close_ int lower = openat(scratch, "lower", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (lower < 0 || tree_attach(rootfs_tree, lower, err) < 0)
 		return warden_error_wrap(err, "rootfs");
@@ -155,16 +166,12 @@ static int writable_layer(const struct warden_plan *plan, int rootfd, bool *ret_
                           struct warden_error **err)
 {
 	const struct warden_policy *p = plan->policy;
-	/* umask is 0 during setup: the modes are exact for what is created here; an image's
-	 * own /tmp and /var/tmp are made world-writable too (the change lands in the
-	 * ephemeral upper layer). */
+	/* umask is 0 during setup: the modes are exact for what is created here. */
 	static const char *const tmps[] = {"/tmp", "/var/tmp"};
 	for (size_t i = 0; i < ARRAY_SIZE(tmps); i++) {
 		_cleanup_close_ int t = root_mkdir_p(rootfd, tmps[i], 01777, err);
-		char fdp[32];
-		snprintf(fdp, sizeof(fdp), "/proc/self/fd/%d", t);
-		if (t < 0 || (plan->policy->rootfs && chmod(fdp, 01777) < 0))
-			return warden_error_set(err, errno, "%s", tmps[i]);
+		if (t < 0)
+			return -1;
 	}
 	if (make_dir_owned(rootfd, plan->home, 0700, p->uid, p->gid, err) < 0)
 		return -1;
@@ -195,8 +202,8 @@ static int pivot(int rootfd, struct warden_error **err)
 	return 0;
 }
 
-int ns_rootfs_setup(const struct warden_plan *plan, int *tree_fds, bool *ret_workdir_created,
-                    struct warden_error **err)
+static int build_tree(const struct warden_plan *plan, int *tree_fds, bool *ret_workdir_created,
+                      struct warden_error **err)
 {
 	bool image = plan->policy->rootfs != NULL;
 	/* Nothing done here may propagate back to the host's mount namespace. */
@@ -211,8 +218,14 @@ int ns_rootfs_setup(const struct warden_plan *plan, int *tree_fds, bool *ret_wor
 		tree_fds[plan->n_binds] = -1; /* consumed by the overlay */
 	if (place_binds(plan, rootfd, tree_fds, err) < 0)
 		return -1;
-	if (writable_layer(plan, rootfd, ret_workdir_created, err) < 0)
+	if (writable_layer(plan, rootfd, ret_workdir_created, err) < 0) {
+		if (image && plan->rootless && err && *err &&
+		    ((*err)->errnum == EACCES || (*err)->errnum == EPERM))
+			warden_error_wrap(err,
+			                  "rootfs (an image used without root must be owned by "
+			                  "the user running warden)");
 		return -1;
+	}
 	if (image) {
 		/* Hide the image's own /dev behind a small tmpfs before populating it. */
 		_cleanup_close_ int dev = root_mkdir_p(rootfd, "/dev", 0755, err);
@@ -232,9 +245,15 @@ int ns_rootfs_setup(const struct warden_plan *plan, int *tree_fds, bool *ret_wor
 	const char *rw[] = {"/tmp", "/var/tmp", "/dev/shm", plan->home,
 	                    *ret_workdir_created ? plan->workdir : NULL};
 	if (image) {
-		_cleanup_close_ int shm = root_open(rootfd, "/dev/shm", O_PATH | O_DIRECTORY);
-		if (shm < 0 || mount_on_fd(STAGING "/shm", shm, NULL, MS_BIND, NULL, err) < 0)
-			return warden_error_wrap(err, "/dev/shm");
+		for (size_t i = 0; i < ARRAY_SIZE(image_scratch); i++) {
+			_cleanup_free_ char *src = xasprintf(STAGING "/%s", image_scratch[i][0]);
+			_cleanup_close_ int t =
+			    root_open(rootfd, image_scratch[i][1], O_PATH | O_DIRECTORY);
+			if (t < 0)
+				return warden_error_set(err, errno, "%s", image_scratch[i][1]);
+			if (mount_on_fd(src, t, NULL, MS_BIND, NULL, err) < 0)
+				return warden_error_wrap(err, "%s", image_scratch[i][1]);
+		}
 	} else {
 		for (size_t i = 0; i < ARRAY_SIZE(rw); i++)
 			if (rw[i] && bind_self_rw(rootfd, rw[i], err) < 0)
@@ -253,4 +272,18 @@ int ns_rootfs_setup(const struct warden_plan *plan, int *tree_fds, bool *ret_wor
 		return warden_error_set(err, errno, "making / read-only");
 	}
 	return 0;
+}
+
+int ns_rootfs_setup(const struct warden_plan *plan, int *tree_fds, bool *ret_workdir_created,
+                    struct warden_error **err)
+{
+	if (build_tree(plan, tree_fds, ret_workdir_created, err) == 0)
+		return 0;
+	/* Without root, the image's files are only the sandbox's if they are the caller's:
+	 * everything else is owned by ids the user namespace cannot map. */
+	if (plan->policy->rootfs && plan->rootless && err && *err &&
+	    ((*err)->errnum == EACCES || (*err)->errnum == EPERM))
+		warden_error_wrap(err, "rootfs (an image used without root must be owned by the "
+		                       "user running warden)");
+	return -1;
 }

@@ -55,9 +55,11 @@ int ns_userns_write_maps(pid_t pid, const struct warden_plan *plan, struct warde
 }
 
 /* A user namespace whose only member is a stopped child: it exists to carry the id map
- * that idmapped volume mounts translate through. The caller's uid and gid become the
- * sandbox user's host ids, so files created inside belong to the caller outside. */
-int ns_userns_volume_idmap(const struct warden_plan *plan, struct warden_error **err)
+ * that idmapped volume mounts translate through. The volume owner's uid and gid become
+ * the sandbox user's host ids, so the owner's files belong to the sandbox user inside and
+ * what it creates belongs to the owner outside. */
+int ns_userns_volume_idmap(const struct warden_plan *plan, uid_t owner_uid, gid_t owner_gid,
+                           struct warden_error **err)
 {
 	int pipefd[2];
 	char uid_map[64], gid_map[64], path[64];
@@ -77,9 +79,9 @@ int ns_userns_volume_idmap(const struct warden_plan *plan, struct warden_error *
 		_exit(0);
 	}
 	close(pipefd[0]);
-	snprintf(uid_map, sizeof(uid_map), "%u %u 1\n", (unsigned)plan->caller_uid,
+	snprintf(uid_map, sizeof(uid_map), "%u %u 1\n", (unsigned)owner_uid,
 	         (unsigned)(plan->host_base + plan->policy->uid));
-	snprintf(gid_map, sizeof(gid_map), "%u %u 1\n", (unsigned)plan->caller_gid,
+	snprintf(gid_map, sizeof(gid_map), "%u %u 1\n", (unsigned)owner_gid,
 	         (unsigned)(plan->host_base + plan->policy->gid));
 	int fd = -1;
 	if (write_maps(pid, uid_map, gid_map, false, err) == 0) {
