@@ -540,9 +540,17 @@ static int f_mode(struct pctx *c, yaml_node_t *v, const char *key)
 static int get_ports(struct pctx *c, yaml_node_t *v, const char *key, struct warden_ports *ret)
 {
 	yaml_node_t *item;
+	memset(ret, 0, sizeof(*ret));
+	ret->set = true;
+	if (v->type == YAML_SCALAR_NODE && streq((const char *)v->data.scalar.value, "any")) {
+		ret->any = true;
+		return 0;
+	}
+	if (v->type != YAML_SEQUENCE_NODE)
+		return perr(c, v, key, "expected a list of ports or \"any\", found %s",
+		            node_kind(v));
 	if (check_seq(c, v, key) < 0)
 		return -1;
-	ret->n = 0;
 	for_each_item(c, v, key, item)
 	{
 		char ikey[KEY_MAX];

@@ -258,9 +258,19 @@ static void kv_strv(struct emit *em, const char *k, char **v)
 	seq_end(em);
 }
 
-static void kv_ports(struct emit *em, const char *k, const struct warden_ports *ports)
+bool warden_ports_any(const struct warden_ports *ports, enum warden_net_mode mode)
+{
+	return ports->set ? ports->any : mode == WARDEN_NET_HOST;
+}
+
+static void kv_ports(struct emit *em, const char *k, const struct warden_ports *ports,
+                     enum warden_net_mode mode)
 {
 	char buf[8];
+	if (warden_ports_any(ports, mode)) {
+		kv(em, k, "any");
+		return;
+	}
 	scalar(em, k);
 	seq_start(em, true);
 	for (size_t i = 0; i < ports->n; i++) {
@@ -361,8 +371,8 @@ char *warden_policy_to_yaml(const struct warden_policy *p)
 	scalar(&em, "network");
 	map_start(&em);
 	kv(&em, "mode", net_mode_names[p->net_mode]);
-	kv_ports(&em, "tcp_bind", &p->tcp_bind);
-	kv_ports(&em, "tcp_connect", &p->tcp_connect);
+	kv_ports(&em, "tcp_bind", &p->tcp_bind, p->net_mode);
+	kv_ports(&em, "tcp_connect", &p->tcp_connect, p->net_mode);
 	map_end(&em);
 
 	scalar(&em, "security");

@@ -140,3 +140,36 @@ def test_strict_preset_refuses_ptrace(runner, warden):
     strict = runner.run([warden, "run", "-q", "--policy", "strict", "--", "python3", "-c",
                          prog])
     assert strict.stdout == "-1 1\n"
+
+
+SERVE = ("import socket; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); "
+                  "c = socket.create_connection(s.getsockname()); print('tcp ok')")
+
+
+def test_tcp_ports_are_refused_unless_listed(runner, warden, shared_tmp):
+    prog = SERVE.format(port=18765)
+    r = runner.run([warden, "run", "-q", "--", "python3", "-c", prog])
+    assert r.returncode == 1 and "PermissionError" in r.stderr
+    path = write(shared_tmp, "p.yaml",
+                 "network: {tcp_bind: [18765], tcp_connect: [18765]}\n")
+    r = runner.run([warden, "run", "-q", "--policy", path, "--", "python3", "-c", prog])
+    assert r.stdout == "tcp ok\n", r.stderr
+    r = runner.run([warden, "run", "-q", "--policy", path, "--", "python3", "-c",
+                    SERVE.format(port=18766)])
+    assert r.returncode == 1 and "PermissionError" in r.stderr
+    path = write(shared_tmp, "any.yaml", "network: {tcp_bind: any, tcp_connect: any}\n")
+    r = runner.run([warden, "run", "-q", "--policy", path, "--", "python3", "-c",
+                    SERVE.format(port=18767)])
+    assert r.stdout == "tcp ok\n", r.stderr
+
+
+def test_network_host_defaults_to_any_port(root_runner, warden, shared_tmp):
+    r = root_runner.run([warden, "run", "-q", "--network", "host", "--", "python3", "-c",
+                         SERVE.format(port=0)])
+    assert r.stdout == "tcp ok\n", r.stderr
+    path = write(shared_tmp, "p.yaml", "network: {mode: host, tcp_connect: [443]}\n")
+    shown = root_runner.run([warden, "policy", "show", path]).stdout
+    assert "tcp_bind: any" in shown and "tcp_connect: [443]" in shown
+    r = root_runner.run([warden, "run", "-q", "--policy", path, "--", "python3", "-c",
+                         SERVE.format(port=0)])
+    assert r.returncode == 1 and "PermissionError" in r.stderr

@@ -176,10 +176,14 @@ int ns_landlock_apply(const struct warden_plan *plan, bool workdir_rw, struct wa
 		return 0;
 	struct landlock_ruleset_attr attr = {.handled_access_fs = handled_fs(abi)};
 	size_t size = sizeof(uint64_t);
+	const struct warden_policy *p = plan->policy;
+	bool bind_any = warden_ports_any(&p->tcp_bind, p->net_mode);
+	bool connect_any = warden_ports_any(&p->tcp_connect, p->net_mode);
 	if (abi >= 4) {
-		/* TCP bind/connect only on the ports the policy lists (none by default). */
-		attr.handled_access_net =
-		    LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
+		/* TCP bind/connect only on the ports the policy lists (none by default; every
+		 * port where it says "any", which network.mode host implies). */
+		attr.handled_access_net = (bind_any ? 0 : LANDLOCK_ACCESS_NET_BIND_TCP) |
+		                          (connect_any ? 0 : LANDLOCK_ACCESS_NET_CONNECT_TCP);
 		size = 2 * sizeof(uint64_t);
 	}
 	if (abi >= 6) {
@@ -197,9 +201,9 @@ int ns_landlock_apply(const struct warden_plan *plan, bool workdir_rw, struct wa
 	if (add_fs_rules(&rs, plan, workdir_rw, err) < 0)
 		return -1;
 	if (abi >= 4 &&
-	    (grant_ports(&rs, &plan->policy->tcp_bind, LANDLOCK_ACCESS_NET_BIND_TCP, err) < 0 ||
-	     grant_ports(&rs, &plan->policy->tcp_connect, LANDLOCK_ACCESS_NET_CONNECT_TCP, err) <
-	         0))
+	    ((!bind_any && grant_ports(&rs, &p->tcp_bind, LANDLOCK_ACCESS_NET_BIND_TCP, err) < 0) ||
+	     (!connect_any &&
+	      grant_ports(&rs, &p->tcp_connect, LANDLOCK_ACCESS_NET_CONNECT_TCP, err) < 0)))
 		return -1;
 	if (syscall(SYS_landlock_restrict_self, rsfd, 0) < 0)
 		return warden_error_set(err, errno, "restricting init");
