@@ -301,6 +301,14 @@ _Noreturn void ns_init_main(const struct warden_plan *plan, const struct warden_
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(125);
 	isolate_fds(sock);
+	/* The remaining namespaces are made now, in parallel with the supervisor writing the
+	 * id maps: init already holds every capability in its new user namespace, which will
+	 * own them. A network namespace costs the most of all to create. */
+	int ns = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+	if (plan->policy->net_mode == WARDEN_NET_NONE)
+		ns |= CLONE_NEWNET;
+	if (unshare(ns) < 0)
+		fail_errno("namespaces", "unshare");
 	spin_on(&shared->go);
 	receive_go(plan, tree_fds);
 	take_identity(plan);

@@ -138,10 +138,9 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 		return warden_error_set(err, errno, "mmap");
 	}
 
-	uint64_t flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
-	if (plan->policy->net_mode == WARDEN_NET_NONE)
-		flags |= CLONE_NEWNET;
-	pid_t pid = clone3_child(flags, st->cg.v2_fd, &st->pidfd);
+		/* Only the user and pid namespaces are made here (init must be pid 1 of the new pid
+	 * namespace); init makes the others itself while this side writes its id maps. */
+	pid_t pid = clone3_child(CLONE_NEWUSER | CLONE_NEWPID, st->cg.v2_fd, &st->pidfd);
 	if (pid == 0) {
 		close(sv[0]);
 		ns_init_main(plan, proc, sv[1], shared);
