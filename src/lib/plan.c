@@ -325,7 +325,11 @@ struct warden_plan *warden_plan_compile(struct warden_policy *policy, char **cal
 	plan->envp = build_env(plan, caller_env);
 	if (p->net_mode == WARDEN_NET_HOST)
 		strv_push(&plan->warnings,
-		          "network.mode: host: the sandbox shares the host's network namespace");
+		          p->tcp_connect.any ? "network.mode: host: the sandbox shares the host's "
+		                               "network namespace"
+		                             : "network.mode: host: the sandbox shares the host's "
+		                               "network namespace (TCP only to the ports in "
+		                               "network.tcp_connect; \"any\" opens all)");
 	check_rlimit(plan, RLIMIT_NOFILE, "limits.nofile", p->nofile);
 	check_rlimit(plan, RLIMIT_NPROC, "limits.pids (RLIMIT_NPROC)", p->pids);
 	return plan;

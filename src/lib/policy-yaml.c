@@ -541,7 +541,6 @@ static int get_ports(struct pctx *c, yaml_node_t *v, const char *key, struct war
 {
 	yaml_node_t *item;
 	memset(ret, 0, sizeof(*ret));
-	ret->set = true;
 	if (v->type == YAML_SCALAR_NODE && streq((const char *)v->data.scalar.value, "any")) {
 		ret->any = true;
 		return 0;

@@ -258,16 +258,10 @@ static void kv_strv(struct emit *em, const char *k, char **v)
 	seq_end(em);
 }
 
-bool warden_ports_any(const struct warden_ports *ports, enum warden_net_mode mode)
-{
-	return ports->set ? ports->any : mode == WARDEN_NET_HOST;
-}
-
-static void kv_ports(struct emit *em, const char *k, const struct warden_ports *ports,
-                     enum warden_net_mode mode)
+static void kv_ports(struct emit *em, const char *k, const struct warden_ports *ports)
 {
 	char buf[8];
-	if (warden_ports_any(ports, mode)) {
+	if (ports->any) {
 		kv(em, k, "any");
 		return;
 	}
@@ -371,8 +365,8 @@ char *warden_policy_to_yaml(const struct warden_policy *p)
 	scalar(&em, "network");
 	map_start(&em);
 	kv(&em, "mode", net_mode_names[p->net_mode]);
-	kv_ports(&em, "tcp_bind", &p->tcp_bind, p->net_mode);
-	kv_ports(&em, "tcp_connect", &p->tcp_connect, p->net_mode);
+	kv_ports(&em, "tcp_bind", &p->tcp_bind);
+	kv_ports(&em, "tcp_connect", &p->tcp_connect);
 	map_end(&em);
 
 	scalar(&em, "security");

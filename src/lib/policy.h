@@ -47,7 +47,6 @@ struct warden_ports {
 	uint16_t v[WARDEN_MAX_PORTS];
 	size_t n;
 	bool any; /* every port ("any") */
-	bool set; /* given by the policy; unset means none, or any with network.mode host */
 };
 
 struct warden_policy {
@@ -117,10 +116,6 @@ int warden_user_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid, struct ward
 
 /* Render the effective policy back as YAML (for `warden policy show`). */
 char *warden_policy_to_yaml(const struct warden_policy *p);
-
-/* Whether a port list allows every port, once defaults are applied: an unset list
- * allows none, except with network.mode host, where it allows any. */
-bool warden_ports_any(const struct warden_ports *ports, enum warden_net_mode mode);
 
 /* A shell-style variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool warden_env_name_valid(const char *s);

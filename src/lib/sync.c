@@ -50,9 +50,11 @@ int sync_recv(int sock, struct sync_msg *msg, int *fds, unsigned max_fds, unsign
 	unsigned got = 0;
 	int r = 0;
 
+	/* ECONNRESET says the peer closed with a message of ours unread; the messages it
+	 * sent before closing are still queued behind that error, so read on. */
 	do
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
+	while (n < 0 && (errno == EINTR || errno == ECONNRESET));
 	if (n < 0)
 		return -errno;
 	if (n == 0)

@@ -163,13 +163,14 @@ def test_tcp_ports_are_refused_unless_listed(runner, warden, shared_tmp):
     assert r.stdout == "tcp ok\n", r.stderr
 
 
-def test_network_host_defaults_to_any_port(root_runner, warden, shared_tmp):
-    r = root_runner.run([warden, "run", "-q", "--network", "host", "--", "python3", "-c",
-                         SERVE.format(port=0)])
-    assert r.stdout == "tcp ok\n", r.stderr
-    path = write(shared_tmp, "p.yaml", "network: {mode: host, tcp_connect: [443]}\n")
-    shown = root_runner.run([warden, "policy", "show", path]).stdout
-    assert "tcp_bind: any" in shown and "tcp_connect: [443]" in shown
-    r = root_runner.run([warden, "run", "-q", "--policy", path, "--", "python3", "-c",
+def test_network_host_keeps_tcp_closed_unless_listed(root_runner, warden, shared_tmp):
+    r = root_runner.run([warden, "run", "--network", "host", "--", "python3", "-c",
                          SERVE.format(port=0)])
     assert r.returncode == 1 and "PermissionError" in r.stderr
+    assert "TCP only to the ports in network.tcp_connect" in r.stderr
+    path = write(shared_tmp, "p.yaml", "network: {mode: host, tcp_bind: any, tcp_connect: any}\n")
+    shown = root_runner.run([warden, "policy", "show", path]).stdout
+    assert "tcp_bind: any" in shown and "tcp_connect: any" in shown
+    r = root_runner.run([warden, "run", "-q", "--policy", path, "--", "python3", "-c",
+                         SERVE.format(port=0)])
+    assert r.stdout == "tcp ok\n", r.stderr

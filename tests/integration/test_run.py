@@ -361,7 +361,7 @@ def test_network_none_has_only_loopback(runner, warden):
 
 def test_network_host_warns_and_shares(root_runner, warden):
     r = root_runner.run([warden, "run", "--network", "host", "--", "cat", "/proc/net/dev"])
-    assert "warning: network.mode: host" in r.stderr
+    assert "warning: network.mode: host: the sandbox shares the host's network" in r.stderr
     with open("/proc/net/dev") as f:
         host = sorted(line.split(":")[0].strip() for line in f.read().split("\n")[2:]
                       if ":" in line)

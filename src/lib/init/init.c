@@ -71,6 +71,33 @@ static void isolate_fds(int sock)
 		_exit(125);
 }
 
+/* init is a copy of the supervisor, so its argument and environment areas hold the
+ * caller's command line (volume paths, policy paths, -e values) and environment, which
+ * /proc/1/cmdline would show the sandbox. Overwrite both in place. */
+static void hide_host_args(void)
+{
+	char buf[1024];
+	if (read_file_at(AT_FDCWD, "/proc/self/stat", buf, sizeof(buf)) <= 0)
+		_exit(125);
+	/* fields after the command name, which ends at the last ')' */
+	char *p = strrchr(buf, ')');
+	unsigned long field[52] = {0};
+	for (int i = 3; p && i <= 51; i++) {
+		p = strchr(p + 1, ' ');
+		if (p)
+			field[i] = strtoul(p + 1, NULL, 10);
+	}
+	unsigned long arg_start = field[48], arg_end = field[49];
+	unsigned long env_start = field[50], env_end = field[51];
+	if (!arg_start || arg_end <= arg_start || !env_start || env_end < env_start)
+		_exit(125);
+	memset((void *)env_start, 0, env_end - env_start);
+	memset((void *)arg_start, 0, arg_end - arg_start);
+	static const char name[] = "warden-init";
+	if (arg_end - arg_start > sizeof(name))
+		memcpy((void *)arg_start, name, sizeof(name));
+}
+
 /* Spin briefly on a shared flag before blocking in recv (see sync.h): bounded at 20 ms,
  * after which the blocking path takes over. */
 static void spin_on(const uint32_t *flag)
@@ -301,6 +328,11 @@ _Noreturn void ns_init_main(const struct warden_plan *plan, const struct warden_
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(125);
 	isolate_fds(sock);
+	/* The command's arguments may live in the area about to be cleared. */
+	struct warden_process own = *proc;
+	own.argv = strv_copy(proc->argv);
+	proc = &own;
+	hide_host_args();
 	/* The remaining namespaces are made now, in parallel with the supervisor writing the
 	 * id maps: init already holds every capability in its new user namespace, which will
 	 * own them. A network namespace costs the most of all to create. */

@@ -177,11 +177,11 @@ int ns_landlock_apply(const struct warden_plan *plan, bool workdir_rw, struct wa
 	struct landlock_ruleset_attr attr = {.handled_access_fs = handled_fs(abi)};
 	size_t size = sizeof(uint64_t);
 	const struct warden_policy *p = plan->policy;
-	bool bind_any = warden_ports_any(&p->tcp_bind, p->net_mode);
-	bool connect_any = warden_ports_any(&p->tcp_connect, p->net_mode);
+	bool bind_any = p->tcp_bind.any, connect_any = p->tcp_connect.any;
 	if (abi >= 4) {
-		/* TCP bind/connect only on the ports the policy lists (none by default; every
-		 * port where it says "any", which network.mode host implies). */
+		/* TCP bind/connect only on the ports the policy lists (none by default, even with
+		 * network.mode host: the host's loopback services stay closed unless the policy
+		 * names them, or says "any"). */
 		attr.handled_access_net = (bind_any ? 0 : LANDLOCK_ACCESS_NET_BIND_TCP) |
 		                          (connect_any ? 0 : LANDLOCK_ACCESS_NET_CONNECT_TCP);
 		size = 2 * sizeof(uint64_t);

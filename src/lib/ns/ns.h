@@ -36,6 +36,8 @@ int ns_seccomp_compile_fresh(const struct warden_policy *p, struct sock_filter *
                              unsigned short *ret_len, struct warden_error **err);
 /* What the program depends on, as a string: equal keys, equal programs. */
 char *ns_seccomp_key(const struct warden_policy *p);
+/* Whether the policy has a read-write volume, which adds the setuid/setgid mode rules. */
+bool ns_seccomp_guards_volumes(const struct warden_policy *p);
 
 struct ns_seccomp_program {
 	const char *key;

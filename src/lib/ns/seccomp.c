@@ -232,6 +232,53 @@ static int add_mknod_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
 	return 0;
 }
 
+/* A sandbox with a read-write volume writes files the host will see. A setuid or setgid
+ * file left there runs with its owner's ids when anyone on the host executes it, and the
+ * owner is the volume's owner (root, for a root-owned volume): the agent would be
+ * leaving the host a privilege escalation. So with such a volume, no mode with S_ISUID
+ * or S_ISGID is accepted by any call that sets or creates one; openat2, whose mode sits
+ * in memory seccomp cannot read, answers ENOSYS (the C library does not use it, and its
+ * users fall back to openat). Without read-write volumes nothing written outlives the
+ * sandbox, and every mount is nosuid, so nothing is refused. */
+static const struct {
+	const char *name;
+	unsigned arg;
+} mode_setters[] = {
+    {"chmod", 1}, {"fchmod", 1}, {"fchmodat", 2}, {"open", 2}, {"openat", 3},
+    {"creat", 1}, {"mknod", 1},  {"mknodat", 2},  {NULL, 0},
+};
+#define NR_FCHMODAT2 452
+
+bool ns_seccomp_guards_volumes(const struct warden_policy *p)
+{
+	for (size_t i = 0; i < p->volumes.n; i++)
+		if (p->volumes.v[i].rw)
+			return true;
+	return false;
+}
+
+static int add_setid_mode_rules(scmp_filter_ctx ctx, const struct warden_policy *p,
+                                struct warden_error **err)
+{
+	static const uint64_t bits[] = {S_ISUID, S_ISGID};
+	if (!ns_seccomp_guards_volumes(p))
+		return 0;
+	for (size_t i = 0; mode_setters[i].name; i++)
+		for (size_t b = 0; b < ARRAY_SIZE(bits); b++) {
+			struct scmp_arg_cmp a = {mode_setters[i].arg, SCMP_CMP_MASKED_EQ, bits[b],
+			                         bits[b]};
+			if (add(ctx, SCMP_ACT_ERRNO(EPERM), mode_setters[i].name, 1, &a, err) < 0)
+				return -1;
+		}
+	for (size_t b = 0; b < ARRAY_SIZE(bits); b++) {
+		struct scmp_arg_cmp a = SCMP_A2(SCMP_CMP_MASKED_EQ, bits[b], bits[b]);
+		int r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), NR_FCHMODAT2, 1, &a);
+		if (r < 0)
+			return warden_error_set(err, -r, "seccomp: rule for fchmodat2");
+	}
+	return add(ctx, SCMP_ACT_ERRNO(ENOSYS), "openat2", 0, NULL, err);
+}
+
 static int add_table(scmp_filter_ctx ctx, const struct ns_seccomp_rule *t,
                      const struct warden_policy *p, struct warden_error **err)
 {
@@ -281,6 +328,8 @@ char *ns_seccomp_key(const struct warden_policy *p)
 	struct strv parts = {0};
 	size_t len = 64;
 	strv_push(&parts, p->allow_ptrace ? "ptrace" : "noptrace");
+	if (ns_seccomp_guards_volumes(p))
+		strv_push(&parts, "volume-setid-guard");
 	for (size_t i = 0; i < p->seccomp_deny.n; i++)
 		strv_push_take(&parts, xasprintf("-%s", p->seccomp_deny.v[i]));
 	for (size_t i = 0; i < p->seccomp_allow.n; i++)
@@ -350,6 +399,8 @@ int ns_seccomp_compile_fresh(const struct warden_policy *p, struct sock_filter *
 		r = add_ioctl_rules(ctx, p, err);
 	if (r == 0)
 		r = add_mknod_rules(ctx, p, err);
+	if (r == 0)
+		r = add_setid_mode_rules(ctx, p, err);
 	if (r == 0)
 		r = add_numbered(ctx, err);
 	if (r == 0)

@@ -138,7 +138,7 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 		return warden_error_set(err, errno, "mmap");
 	}
 
-		/* Only the user and pid namespaces are made here (init must be pid 1 of the new pid
+	/* Only the user and pid namespaces are made here (init must be pid 1 of the new pid
 	 * namespace); init makes the others itself while this side writes its id maps. */
 	pid_t pid = clone3_child(CLONE_NEWUSER | CLONE_NEWPID, st->cg.v2_fd, &st->pidfd);
 	if (pid == 0) {
