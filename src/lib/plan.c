@@ -78,7 +78,8 @@ static int add_volumes(struct warden_plan *plan, struct warden_error **err)
 		return warden_error_set(err, 0, "at most %d volumes", SYNC_MAX_FDS - 2);
 	/* Parents before children, so that a volume inside another is not hidden by it. */
 	struct warden_mount *sorted = xmalloc((v->n ? v->n : 1) * sizeof(*sorted));
-	memcpy(sorted, v->v, v->n * sizeof(*sorted));
+	if (v->n)
+		memcpy(sorted, v->v, v->n * sizeof(*sorted));
 	qsort(sorted, v->n, sizeof(*sorted), cmp_volume_depth);
 	int r = 0;
 	for (size_t i = 0; r == 0 && i < v->n; i++) {

@@ -21,6 +21,7 @@
 #define POLICY_MAX_BYTES (1 << 20)
 #define POLICY_MAX_ITEMS 256
 #define KEY_MAX          160
+#define POLICY_MAX_DEPTH 32
 
 struct pctx {
 	const char *origin;
@@ -239,6 +240,25 @@ static int walk_map(struct pctx *c, yaml_node_t *map, const char *prefix,
 	return 0;
 }
 
+/* A key of an entry's mapping (`names`, at most 8), refused when unknown or repeated:
+ * returns its index in names, or -1 with the error set. */
+static int entry_key(struct pctx *c, yaml_node_t *k, const char *ikey, const char *const *names,
+                     const char *expected, unsigned *seen)
+{
+	const char *name;
+	if (get_str(c, k, ikey, &name) < 0)
+		return -1;
+	for (int i = 0; names[i]; i++) {
+		if (!streq(names[i], name))
+			continue;
+		if (*seen & (1U << i))
+			return perr(c, k, ikey, "duplicate key \"%s\"", name);
+		*seen |= 1U << i;
+		return i;
+	}
+	return perr(c, k, ikey, "unknown key \"%s\" (expected %s)", name, expected);
+}
+
 /* filesystem.read_only: [PATH | {path: PATH, optional: BOOL}] */
 static int f_read_only(struct pctx *c, yaml_node_t *v, const char *key)
 {
@@ -252,26 +272,19 @@ static int f_read_only(struct pctx *c, yaml_node_t *v, const char *key)
 		struct warden_mount m = {0};
 		snprintf(ikey, sizeof(ikey), "%s[%zu]", key, seq_index(v, item, c->doc));
 		if (item->type == YAML_MAPPING_NODE) {
+			static const char *const names[] = {"path", "optional", NULL};
 			const char *path = NULL;
 			bool optional = false;
+			unsigned seen = 0;
 			for (yaml_node_pair_t *pr = item->data.mapping.pairs.start;
 			     pr < item->data.mapping.pairs.top; pr++) {
 				yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
 				yaml_node_t *val = yaml_document_get_node(c->doc, pr->value);
-				const char *name;
-				if (get_str(c, k, ikey, &name) < 0)
+				int which = entry_key(c, k, ikey, names, "path, optional", &seen);
+				if (which < 0 ||
+				    (which == 0 && get_abs_path(c, val, ikey, &path) < 0) ||
+				    (which == 1 && get_bool(c, val, ikey, &optional) < 0))
 					return -1;
-				if (streq(name, "path")) {
-					if (get_abs_path(c, val, ikey, &path) < 0)
-						return -1;
-				} else if (streq(name, "optional")) {
-					if (get_bool(c, val, ikey, &optional) < 0)
-						return -1;
-				} else {
-					return perr(c, k, ikey,
-					            "unknown key \"%s\" (expected path, optional)",
-					            name);
-				}
 			}
 			if (!path)
 				return perr(c, item, ikey, "missing \"path\"");
@@ -292,29 +305,20 @@ static int f_read_only(struct pctx *c, yaml_node_t *v, const char *key)
 static int volume_from_map(struct pctx *c, yaml_node_t *item, const char *ikey,
                            struct warden_mount *m)
 {
+	static const char *const names[] = {"host", "path", "mode", NULL};
 	const char *host = NULL, *path = NULL, *mode = "rw";
+	unsigned seen = 0;
 	for (yaml_node_pair_t *pr = item->data.mapping.pairs.start;
 	     pr < item->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
 		yaml_node_t *val = yaml_document_get_node(c->doc, pr->value);
-		const char *name;
-		if (get_str(c, k, ikey, &name) < 0)
+		int which = entry_key(c, k, ikey, names, "host, path, mode", &seen);
+		if (which < 0 || (which == 0 && get_abs_path(c, val, ikey, &host) < 0) ||
+		    (which == 1 && get_abs_path(c, val, ikey, &path) < 0) ||
+		    (which == 2 && get_str(c, val, ikey, &mode) < 0))
 			return -1;
-		if (streq(name, "host")) {
-			if (get_abs_path(c, val, ikey, &host) < 0)
-				return -1;
-		} else if (streq(name, "path")) {
-			if (get_abs_path(c, val, ikey, &path) < 0)
-				return -1;
-		} else if (streq(name, "mode")) {
-			if (get_str(c, val, ikey, &mode) < 0)
-				return -1;
-			if (!streq(mode, "ro") && !streq(mode, "rw"))
-				return perr(c, val, ikey, "mode \"%s\" is not ro or rw", mode);
-		} else {
-			return perr(c, k, ikey, "unknown key \"%s\" (expected host, path, mode)",
-			            name);
-		}
+		if (which == 2 && !streq(mode, "ro") && !streq(mode, "rw"))
+			return perr(c, val, ikey, "mode \"%s\" is not ro or rw", mode);
 	}
 	if (!host || !path)
 		return perr(c, item, ikey, "needs both \"host\" and \"path\"");
@@ -427,6 +431,8 @@ static int f_env(struct pctx *c, yaml_node_t *v, const char *key)
 {
 	if (v->type != YAML_MAPPING_NODE)
 		return perr(c, v, key, "expected a mapping of NAME: value, found %s", node_kind(v));
+	if (v->data.mapping.pairs.top - v->data.mapping.pairs.start > POLICY_MAX_ITEMS)
+		return perr(c, v, key, "more than %d entries", POLICY_MAX_ITEMS);
 	strv_clear(&c->p->env);
 	for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top;
 	     pr++) {
@@ -671,6 +677,17 @@ static int f_version(struct pctx *c, yaml_node_t *v, const char *key)
 	return 0;
 }
 
+bool warden_policy_name_valid(const char *s)
+{
+	if (!s || !*s || strlen(s) > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
 static int f_name(struct pctx *c, yaml_node_t *v, const char *key)
 {
 	const char *s;
@@ -678,10 +695,8 @@ static int f_name(struct pctx *c, yaml_node_t *v, const char *key)
 		return -1;
 	if (!*s || strlen(s) > 64)
 		return perr(c, v, key, "must be 1 to 64 characters");
-	for (const char *q = s; *q; q++)
-		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
-		      (*q >= '0' && *q <= '9') || *q == '-' || *q == '_' || *q == '.'))
-			return perr(c, v, key, "\"%s\": use letters, digits, '-', '_', '.'", s);
+	if (!warden_policy_name_valid(s))
+		return perr(c, v, key, "\"%s\": use letters, digits, '-', '_', '.'", s);
 	free(c->p->name);
 	c->p->name = xstrdup(s);
 	c->name_set = true;
@@ -767,6 +782,58 @@ static int yaml_syntax_error(const yaml_parser_t *parser, const char *origin,
 	                        parser->context ? " " : "", parser->context ? parser->context : "");
 }
 
+/* Two costs of libyaml's loader grow with the square of the input: its scanner works in
+ * proportion to the flow nesting depth for every token, and it compares every anchor with
+ * all those before it. The schema is a few levels deep and needs no anchors: events are
+ * read first, and the input is refused as soon as it nests deeper than POLICY_MAX_DEPTH
+ * or names more than POLICY_MAX_ITEMS anchors. Syntax errors are left to the loader,
+ * which reports them. */
+static const yaml_char_t *event_anchor(const yaml_event_t *event)
+{
+	switch (event->type) {
+	case YAML_SCALAR_EVENT:
+		return event->data.scalar.anchor;
+	case YAML_SEQUENCE_START_EVENT:
+		return event->data.sequence_start.anchor;
+	case YAML_MAPPING_START_EVENT:
+		return event->data.mapping_start.anchor;
+	default:
+		return NULL;
+	}
+}
+
+static int check_shape(const char *text, size_t len, const char *origin, struct warden_error **err)
+{
+	yaml_parser_t parser;
+	yaml_event_t event;
+	int depth = 0, anchors = 0, r = 0;
+	bool end = false;
+	if (!yaml_parser_initialize(&parser))
+		abort();
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	while (r == 0 && !end && yaml_parser_parse(&parser, &event)) {
+		if (event.type == YAML_SEQUENCE_START_EVENT ||
+		    event.type == YAML_MAPPING_START_EVENT) {
+			if (++depth > POLICY_MAX_DEPTH)
+				r = warden_error_set(
+				    err, 0, "%s:%zu:%zu: policy: nested deeper than %d levels",
+				    origin, event.start_mark.line + 1, event.start_mark.column + 1,
+				    POLICY_MAX_DEPTH);
+		} else if (event.type == YAML_SEQUENCE_END_EVENT ||
+		           event.type == YAML_MAPPING_END_EVENT) {
+			depth--;
+		}
+		if (r == 0 && event_anchor(&event) && ++anchors > POLICY_MAX_ITEMS)
+			r = warden_error_set(err, 0, "%s:%zu:%zu: policy: more than %d anchors",
+			                     origin, event.start_mark.line + 1,
+			                     event.start_mark.column + 1, POLICY_MAX_ITEMS);
+		end = event.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&event);
+	}
+	yaml_parser_delete(&parser);
+	return r;
+}
+
 static struct warden_policy *parse_into(const char *text, size_t len, const char *origin,
                                         const char *default_name, int depth,
                                         struct warden_error **err)
@@ -784,6 +851,8 @@ static struct warden_policy *parse_into(const char *text, size_t len, const char
 		warden_error_set(err, 0, "%s: policy contains a NUL byte", origin);
 		return NULL;
 	}
+	if (check_shape(text, len, origin, err) < 0)
+		return NULL;
 	if (!yaml_parser_initialize(&parser))
 		abort();
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
@@ -848,7 +917,8 @@ struct warden_policy *warden_policy_load(const char *name_or_path, struct warden
 {
 	if (!looks_like_path(name_or_path))
 		return load_preset(name_or_path, 0, err);
-	_cleanup_close_ int fd = open(name_or_path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */
+	_cleanup_close_ int fd = open(name_or_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	struct stat st;
 	if (fd < 0) {
 		warden_error_set(err, errno, "policy %s", name_or_path);

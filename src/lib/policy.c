@@ -297,6 +297,15 @@ static void emit_filesystem(struct emit *em, const struct warden_policy *p)
 	scalar(em, "volumes");
 	seq_start(em, false);
 	for (size_t i = 0; i < p->volumes.n; i++) {
+		/* "HOST:PATH:MODE" splits at the first ':': other paths as a mapping */
+		if (strchr(p->volumes.v[i].host, ':') || strchr(p->volumes.v[i].path, ':')) {
+			map_start(em);
+			kv(em, "host", p->volumes.v[i].host);
+			kv(em, "path", p->volumes.v[i].path);
+			kv(em, "mode", p->volumes.v[i].rw ? "rw" : "ro");
+			map_end(em);
+			continue;
+		}
 		_cleanup_free_ char *s =
 		    xasprintf("%s:%s:%s", p->volumes.v[i].host, p->volumes.v[i].path,
 		              p->volumes.v[i].rw ? "rw" : "ro");
@@ -349,7 +358,9 @@ char *warden_policy_to_yaml(const struct warden_policy *p)
 	yaml_document_start_event_initialize(&event, NULL, NULL, NULL, 1);
 	ev(&em, &event);
 	map_start(&em);
-	kv(&em, "name", p->name);
+	/* a file's path names it in messages, but is not a name a policy can give itself */
+	if (warden_policy_name_valid(p->name))
+		kv(&em, "name", p->name);
 	emit_filesystem(&em, p);
 	emit_process(&em, p);
 

@@ -117,6 +117,9 @@ int warden_user_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid, struct ward
 /* Render the effective policy back as YAML (for `warden policy show`). */
 char *warden_policy_to_yaml(const struct warden_policy *p);
 
+/* What `name:` accepts: 1 to 64 letters, digits, '-', '_', '.'. */
+bool warden_policy_name_valid(const char *s);
+
 /* A shell-style variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool warden_env_name_valid(const char *s);
 

@@ -57,7 +57,9 @@ int sync_recv(int sock, struct sync_msg *msg, int *fds, unsigned max_fds, unsign
 	while (n < 0 && (errno == EINTR || errno == ECONNRESET));
 	if (n < 0)
 		return -errno;
-	if (n == 0)
+	/* End of file carries no descriptors; an empty datagram that does is refused below
+	 * (after its descriptors are closed), not taken for end of file. */
+	if (n == 0 && mh.msg_controllen == 0)
 		return -EPIPE;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)

@@ -136,9 +136,14 @@ int parse_milli(const char *s, uint64_t *ret, const char **ret_why)
 			*ret_why = "not a number";
 			return -1;
 		}
-		for (; *p >= '0' && *p <= '9'; p++, digits++)
-			if (digits < 3)
+		for (; *p >= '0' && *p <= '9'; p++, digits++) {
+			if (digits < 3) {
 				frac = frac * 10 + (uint64_t)(*p - '0');
+			} else if (*p != '0') {
+				*ret_why = "more than 3 decimals";
+				return -1;
+			}
+		}
 		for (int i = digits; i < 3; i++)
 			frac *= 10;
 	}
