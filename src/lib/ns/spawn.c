@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -61,6 +62,31 @@ static void random_id(char out[17])
 		memset(b, 0, sizeof(b));
 	for (int i = 0; i < 8; i++)
 		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* Root mode: the sandbox user is a host uid of its own, so the caller's stdin, stdout
+ * and stderr pipes (root's, mode 0600) could be used through the descriptors the sandbox
+ * inherits but not reopened through /dev/stdout, which scripts do. An anonymous pipe
+ * belongs to nobody but the processes holding it, so handing it to the sandbox user's
+ * host ids grants nothing beyond what the inherited descriptors already give. Files and
+ * terminals are the caller's own and are left alone. */
+static void share_stdio_pipes(const struct warden_plan *plan)
+{
+	if (plan->rootless)
+		return;
+	for (int fd = 0; fd <= 2; fd++) {
+		struct stat st;
+		char link[32], target[32];
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0 || fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+			continue;
+		target[n] = '\0';
+		if (strncmp(target, "pipe:", 5) != 0)
+			continue; /* a named FIFO in a file system: the caller's file */
+		(void)!fchown(fd, plan->host_base + plan->policy->uid,
+		              plan->host_base + plan->policy->gid);
+	}
 }
 
 static int send_go(struct ns_state *st, const struct warden_plan *plan, const int *tree_fds,
@@ -123,6 +149,7 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 	st->cg.v2_fd = -1;
 	sb->priv = st;
 	random_id(sb->id);
+	share_stdio_pipes(plan);
 
 	if (ns_cgroup_create(sb->id, plan, &st->cg, err) < 0)
 		return -1;

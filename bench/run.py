@@ -1,0 +1,709 @@
+#!/usr/bin/python3
+"""warden's benchmarks against bubblewrap, runc and firejail, measured in one run.
+
+usage: bench/run.py [--build DIR] [--quick] [--seed S] [--out FILE] (--help: the rest)
+
+What it measures (docs/benchmarks.md says why and how to read the results):
+  cold start   `warden run -- /bin/true` (default policy) against bwrap, runc and firejail
+               doing comparable work, and plain /bin/true; median and p90 latency, ratios.
+  throughput   sequential `warden run -- /bin/true` per second.
+  memory       peak RSS (VmHWM) of the `warden run` process itself while `sleep 1` runs.
+  slowdown     a syscall-heavy C loop and a Python os.stat loop, inside the default
+               policy and unsandboxed, timed from inside, in alternating short chunks.
+
+The contenders are interleaved in rounds, in a shuffled order each round, so that the
+machine's drift (other load, frequency, caches) hits all of them alike. Only Debian's
+packages are used (scripts/setup.sh installs them); helper programs are compiled here with
+gcc into DIR/bench. Results: a table on stdout and DIR/bench-results.json.
+"""
+import argparse
+import datetime
+import glob
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# The targets warden aims for. Benchmarks report against them; they are never test thresholds.
+TARGETS = {
+    "cold_start_ratio_vs_bwrap": 0.6,
+    "throughput_per_s": 200.0,
+    "supervisor_vmhwm_kib": 4096,
+    "slowdown_pct": 5.0,
+}
+
+# ---- statistics -------------------------------------------------------------------------
+
+
+def percentile(xs, q):
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    s = sorted(xs)
+    k = max(0, min(len(s) - 1, int(round(q / 100.0 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def summary(xs):
+    return {"n": len(xs), "median": statistics.median(xs), "p90": percentile(xs, 90),
+            "mean": statistics.fmean(xs), "min": min(xs), "max": max(xs)}
+
+
+# ---- the machine ------------------------------------------------------------------------
+
+
+def read(path, default=""):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def first_line(argv):
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return (r.stdout or r.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "unavailable"
+
+
+def machine_info(warden):
+    cpuinfo = read("/proc/cpuinfo")
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                  if line.startswith("model name")), platform.processor())
+    mhz = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                if line.startswith("cpu MHz")), "?")
+    mem_kib = int(read("/proc/meminfo").split()[1])
+    hybrid = os.path.isdir("/sys/fs/cgroup/memory") and os.path.isdir("/sys/fs/cgroup/unified")
+    return {
+        "cpu_model": model,
+        "cpu_mhz": mhz,
+        "cpus": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "os": next((line.split("=", 1)[1].strip('"') for line in
+                    read("/etc/os-release").splitlines() if line.startswith("PRETTY_NAME=")),
+                   "?"),
+        "cgroups": "hybrid (v1 controllers)" if hybrid else (
+            "v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1"),
+        "euid": os.geteuid(),
+        "versions": {
+            "warden": first_line([warden, "--version"]),
+            "bwrap": first_line(["bwrap", "--version"]),
+            "runc": first_line(["runc", "--version"]),
+            "firejail": first_line(["firejail", "--version"]),
+            "python3": platform.python_version(),
+            "gcc": first_line(["gcc", "--version"]),
+        },
+    }
+
+
+def loadavg():
+    return read("/proc/loadavg").split()[:3]
+
+
+# ---- helpers and fixtures ---------------------------------------------------------------
+
+
+def compile_helpers(outdir):
+    """gcc the C helpers into outdir (world-readable, so a sandbox user can run them)."""
+    os.makedirs(outdir, exist_ok=True)
+    os.chmod(outdir, 0o755)
+    for name in ("spawnbench", "sysloop"):
+        src = os.path.join(HERE, name + ".c")
+        dst = os.path.join(outdir, name)
+        if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
+            subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", dst, src],
+                           check=True)
+        os.chmod(dst, 0o755)
+
+
+def link_dynamic_warden(build, outdir):
+    """warden as it would be linked dynamically (against Debian's libseccomp and libyaml),
+    from the objects meson built, to keep the reason for the static link measured. Returns
+    (path, None), or (None, why not)."""
+    objs = sorted(glob.glob(os.path.join(build, "warden.p", "*.o")))
+    lib = os.path.join(build, "libwarden.a")
+    if not objs or not os.path.exists(lib):
+        return None, f"no objects in {build}/warden.p or no {lib} to link"
+    dst = os.path.join(outdir, "warden-dynamic")
+    r = subprocess.run(["gcc", "-o", dst] + objs + [lib, "-lseccomp", "-lyaml"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, "linking failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+    os.chmod(dst, 0o755)
+    return dst, None
+
+
+SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+def host_links():
+    """The host's top-level merged-/usr symlinks (/bin -> usr/bin, ...)."""
+    return [(n, os.readlink("/" + n)) for n in SYSTEM_LINKS if os.path.islink("/" + n)]
+
+
+def bwrap_argv():
+    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--cap-drop", "ALL",
+            "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    for name, target in host_links():
+        argv += ["--symlink", target, "/" + name]
+    return argv + ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+
+
+def runc_bundle(bundle):
+    """An OCI bundle doing what the default policy does, as far as runc can: a read-only
+    rootfs holding only mount points and the /bin,/lib* symlinks; the host's /usr and /etc
+    bound read-only; /proc, a /dev tmpfs with devpts and /dev/shm, a private /tmp; pid, net,
+    ipc, uts, mount, cgroup and user namespaces (uid/gid 0-65535 mapped to 200000+);
+    uid 1000 with no capabilities and no_new_privs; memory 1 GiB and 512 pids through
+    cgroups. It has no seccomp filter and no Landlock rules (runc has no Landlock)."""
+    rootfs = os.path.join(bundle, "rootfs")
+    if os.path.exists(bundle):
+        shutil.rmtree(bundle)
+    for d in ("usr", "etc", "proc", "dev", "tmp"):
+        os.makedirs(os.path.join(rootfs, d))
+    for name, target in host_links():
+        os.symlink(target, os.path.join(rootfs, name))
+    for dirpath, dirnames, _ in os.walk(bundle):
+        os.chmod(dirpath, 0o755)
+    caps = {k: [] for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    idmap = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    config = {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False, "user": {"uid": 1000, "gid": 1000}, "args": ["/bin/true"],
+            "env": ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp"], "cwd": "/",
+            "capabilities": caps, "noNewPrivileges": True,
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 4096}],
+        },
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "sandbox",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "nodev", "mode=1777", "size=524288k"]},
+            {"destination": "/usr", "type": "bind", "source": "/usr",
+             "options": ["rbind", "ro", "nosuid", "nodev"]},
+            {"destination": "/etc", "type": "bind", "source": "/etc",
+             "options": ["rbind", "ro", "nosuid", "nodev"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": t} for t in
+                           ("pid", "network", "ipc", "uts", "mount", "cgroup", "user")],
+            "uidMappings": idmap, "gidMappings": idmap,
+            "resources": {"devices": [{"allow": False, "access": "rwm"}],
+                          "memory": {"limit": 1 << 30}, "pids": {"limit": 512}},
+            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                            "/proc/timer_list", "/proc/sched_debug", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                              "/proc/sysrq-trigger"],
+        },
+    }
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+
+
+# ---- contenders -------------------------------------------------------------------------
+
+
+class Contender:
+    def __init__(self, key, label, argv, batch, note):
+        self.key, self.label, self.argv, self.batch, self.note = key, label, argv, batch, note
+        self.samples, self.batches = [], []  # latencies (ms); (n, wall_ms) per batch
+        self.failures = 0
+        self.unavailable = None
+
+    def preflight(self):
+        """Run once, output captured: a contender that cannot run here is reported as
+        unavailable, with the reason, instead of being timed."""
+        if self.unavailable:
+            return
+        if not shutil.which(self.argv[0]):
+            self.unavailable = f"{self.argv[0]} is not installed"
+            return
+        try:
+            r = subprocess.run(self.argv, capture_output=True, text=True, timeout=30,
+                               stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            self.unavailable = "did not finish within 30 s"
+            return
+        if r.returncode != 0:
+            why = (r.stderr.strip() or r.stdout.strip() or "no output").splitlines()[-1]
+            self.unavailable = f"exit status {r.returncode}: {why}"
+
+
+def contenders(warden, warden_dyn, bench_dir, runc_root):
+    bundle = os.path.join(bench_dir, "runc-bundle")
+    runc_bundle(bundle)
+    dyn_path, dyn_why = warden_dyn
+    dyn = Contender("warden_dynamic", "ref: warden linked dynamically",
+                    [dyn_path or "warden-dynamic", "run", "--", "/bin/true"], 20,
+                    "the same objects linked against libc, libseccomp and libyaml .so files: "
+                    "what the static link saves")
+    if dyn_why:
+        dyn.unavailable = dyn_why
+    return [
+        Contender("warden", "warden run (default policy)", [warden, "run", "--", "/bin/true"],
+                  20, "user, pid, mount, ipc, uts, cgroup and net namespaces (loopback up); "
+                  "seccomp, Landlock, cgroup memory/pids limits, capabilities dropped"),
+        Contender("bwrap", "bwrap --unshare-all", bwrap_argv() + ["/bin/true"], 20,
+                  "all namespaces bwrap supports (user, pid, mount, ipc, uts, cgroup, net); "
+                  "no seccomp, no Landlock, no cgroup limits"),
+        Contender("runc", "runc run (OCI bundle)",
+                  ["runc", "--root", runc_root, "run", "--bundle", bundle, "warden-bench"], 4,
+                  "see runc_bundle(): 7 namespaces incl. user and net, cgroup limits, "
+                  "no seccomp, no Landlock"),
+        Contender("firejail", "firejail --noprofile",
+                  ["firejail", "--quiet", "--noprofile", "--private-tmp", "--private-dev",
+                   "--net=none", "--caps.drop=all", "--nonewprivs", "/bin/true"], 6,
+                  "mount, pid and net namespaces, private /tmp and /dev, capabilities "
+                  "dropped; runs as the invoking user; no seccomp (--noprofile)"),
+        Contender("true", "/bin/true (no sandbox)", ["/bin/true"], 20,
+                  "the baseline: posix_spawn + exec + exit"),
+        # For reference, not contenders: what the kernel's part costs here and now.
+        Contender("unshare", "ref: unshare, 7 namespaces",
+                  ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--ipc",
+                   "--net", "--uts", "--cgroup", "--fork", "/bin/true"], 20,
+                  "util-linux unshare: the same seven namespaces and nothing else (no "
+                  "mounts, no seccomp, no Landlock, no cgroup): the floor"),
+        Contender("warden_hostnet", "ref: warden --network host", [warden, "run", "--network",
+                  "host", "--", "/bin/true"], 20,
+                  "the default policy but sharing the host's network namespace: shows the "
+                  "cost of creating a network namespace"),
+        dyn,
+    ]
+
+
+def spawnbench(bench_dir, argv, n):
+    r = subprocess.run([os.path.join(bench_dir, "spawnbench"), str(n)] + argv,
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"spawnbench failed: {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+def measure_cold_start(cs, bench_dir, rounds, rng, progress):
+    live = [c for c in cs if not c.unavailable]
+    for i in range(rounds):
+        order = live[:]
+        rng.shuffle(order)
+        for c in order:
+            res = spawnbench(bench_dir, c.argv, c.batch)
+            c.samples += res["samples_ms"]
+            c.batches.append((res["n"], res["wall_ms"]))
+            c.failures += res["failures"]
+        progress(f"cold start: round {i + 1}/{rounds}")
+
+
+# ---- supervisor memory -----------------------------------------------------------------
+
+
+def status_kib(pid, field):
+    for line in read(f"/proc/{pid}/status").splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def peak_rss(argv):
+    """Start argv, poll /proc/PID/status until it exits, return the last VmHWM and the
+    largest VmRSS seen (KiB) of that process alone (its children are not counted)."""
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    hwm = rss = None
+    while p.poll() is None:
+        h, r = status_kib(p.pid, "VmHWM"), status_kib(p.pid, "VmRSS")
+        if h is not None:
+            hwm = h
+        if r is not None:
+            rss = max(rss or 0, r)
+        time.sleep(0.01)
+    if p.returncode != 0:
+        raise RuntimeError(f"{argv}: exit status {p.returncode}")
+    return hwm, rss
+
+
+def measure_memory(warden, warden_dyn, with_bwrap, runs, rng, progress):
+    subjects = {"warden": [warden, "run", "--", "sleep", "1"]}
+    if with_bwrap:
+        subjects["bwrap"] = bwrap_argv() + ["sleep", "1"]
+    if warden_dyn:
+        subjects["warden_dynamic"] = [warden_dyn, "run", "--", "sleep", "1"]
+    out = {k: {"vmhwm_kib": [], "vmrss_kib": []} for k in subjects}
+    for i in range(runs):
+        order = list(subjects)
+        rng.shuffle(order)
+        for k in order:
+            hwm, rss = peak_rss(subjects[k])
+            out[k]["vmhwm_kib"].append(hwm)
+            out[k]["vmrss_kib"].append(rss)
+        progress(f"memory: run {i + 1}/{runs}")
+    for k in out:
+        out[k]["argv"] = subjects[k]
+    return out
+
+
+# ---- syscall-heavy slowdown ------------------------------------------------------------
+
+PY_STAT_LOOP = """import json, os, sys, time
+st, path, n = os.stat, "/usr/lib/os-release", int(sys.argv[1])
+for _ in sys.stdin:
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        st(path)
+    print(json.dumps({"seconds": time.perf_counter() - t0,
+                      "cpu_seconds": time.process_time() - c0}), flush=True)
+"""
+
+
+class Looper:
+    """A workload process that runs one chunk of its loop per line on its stdin and
+    answers with that chunk's timing (sysloop -c, or PY_STAT_LOOP)."""
+
+    def __init__(self, argv):
+        self.argv = argv
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, bufsize=1)
+
+    def chunk(self):
+        self.p.stdin.write("go\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            self.p.wait(timeout=30)
+            raise RuntimeError(f"{self.argv}: exit {self.p.returncode}: "
+                               f"{self.p.stderr.read().strip()}")
+        return json.loads(line)
+
+    def close(self):
+        self.p.stdin.close()
+        if self.p.wait(timeout=60) != 0:
+            raise RuntimeError(f"{self.argv}: exit status {self.p.returncode}")
+
+
+def lockstep(argvs, chunks, rng):
+    """Start one Looper per argv and have them take turns, in a shuffled order each turn,
+    for chunks + 1 turns; the first turn is a warm-up and is dropped. Returns
+    {name: [chunk result, ...]}."""
+    procs = {}
+    try:
+        for name, argv in argvs.items():
+            procs[name] = Looper(argv)
+        runs = {name: [] for name in argvs}
+        for i in range(chunks + 1):
+            order = list(argvs)
+            rng.shuffle(order)
+            for name in order:
+                r = procs[name].chunk()
+                if i > 0:
+                    runs[name].append(r)
+    finally:
+        for p in procs.values():
+            p.close()
+    return runs
+
+
+def compare(inside, outside):
+    """Medians, p90s and ratios of two equally long lists of chunk timings (seconds)."""
+    med_in, med_out = statistics.median(inside), statistics.median(outside)
+    return {
+        "median_inside_s": med_in, "median_outside_s": med_out,
+        "p90_inside_s": percentile(inside, 90), "p90_outside_s": percentile(outside, 90),
+        "ratio": med_in / med_out, "slowdown_pct": (med_in / med_out - 1) * 100,
+        "median_paired_ratio": statistics.median(a / b for a, b in zip(inside, outside)),
+        "seconds_inside": [round(x, 6) for x in inside],
+        "seconds_outside": [round(x, 6) for x in outside],
+    }
+
+
+def measure_slowdown(warden, bench_dir, chunks, c_chunk, py_chunk, rng, progress):
+    """Each workload runs as two long-lived processes, one inside a default-policy sandbox
+    and one outside, that take turns running short chunks of the same loop. Adjacent
+    chunks see the same machine, so drift cancels out in the paired ratios."""
+    sysloop = os.path.join(bench_dir, "sysloop")
+    workloads = {
+        "c_syscalls": {
+            "description": f"{chunks} x {c_chunk} x (open+read+close /usr/lib/os-release, "
+                           "stat, getppid)",
+            "outside": [sysloop, "-c", str(c_chunk)],
+            "inside": [warden, "run", "-q", "-v", f"{bench_dir}:/bench:ro", "--",
+                       "/bench/sysloop", "-c", str(c_chunk)],
+        },
+        "python_stat": {
+            "description": f"python3: {chunks} x {py_chunk} x os.stat('/usr/lib/os-release')",
+            "outside": ["/usr/bin/python3", "-c", PY_STAT_LOOP, str(py_chunk)],
+            "inside": [warden, "run", "-q", "--", "/usr/bin/python3", "-c", PY_STAT_LOOP,
+                       str(py_chunk)],
+        },
+    }
+    results = {}
+    for name, w in workloads.items():
+        runs = lockstep({"inside": w["inside"], "outside": w["outside"]}, chunks, rng)
+        progress(f"slowdown: {name} done")
+        entry = {"description": w["description"],
+                 "inside_argv": [a if "\n" not in a else "PY_STAT_LOOP" for a in w["inside"]]}
+        # Two clocks: the CPU time the loop used (user + system: where seccomp and Landlock
+        # cost lands, and what other tenants of a noisy machine disturb least) and the
+        # wall-clock time (what a user waits for, including waiting for a CPU).
+        for clock, field in (("cpu", "cpu_seconds"), ("wall", "seconds")):
+            entry[clock] = compare([x[field] for x in runs["inside"]],
+                                   [x[field] for x in runs["outside"]])
+        results[name] = entry
+    return results
+
+
+def no_landlock_policy(warden, bench_dir):
+    """The default policy with Landlock switched off, written next to the helpers; None
+    if the policy's text is not what this expects."""
+    r = subprocess.run([warden, "policy", "show", "default"], capture_output=True, text=True)
+    text = r.stdout.replace("landlock: best_effort", "landlock: 'off'")
+    if r.returncode != 0 or text == r.stdout:
+        return None
+    path = os.path.join(bench_dir, "default-no-landlock.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def measure_breakdown(warden, bench_dir, with_bwrap, chunks, iterations, rng, progress):
+    """Where a slowdown comes from: each part of the C loop alone (open+close, stat,
+    getppid), in CPU time per call, unsandboxed, under the default policy, under the
+    default policy without Landlock, and under bwrap (same mount layout, no seccomp, no
+    Landlock), all four in lock-step."""
+    sysloop = os.path.join(bench_dir, "sysloop")
+    vol = ["-v", f"{bench_dir}:/bench:ro"]
+    noll = no_landlock_policy(warden, bench_dir)
+    results = {"chunks": chunks, "iterations_per_chunk": iterations,
+               "no_landlock_policy": noll}
+    for kind in ("open", "stat", "getppid"):
+        tail = ["/bench/sysloop", "-c", "-k", kind, str(iterations)]
+        argvs = {"outside": [sysloop, "-c", "-k", kind, str(iterations)],
+                 "warden": [warden, "run", "-q"] + vol + ["--"] + tail}
+        if with_bwrap:
+            argvs["bwrap"] = bwrap_argv() + ["--ro-bind", bench_dir, "/bench"] + tail
+        if noll:
+            argvs["warden_no_landlock"] = [warden, "run", "-q", "--policy", noll] + vol + \
+                ["--"] + tail
+        runs = lockstep(argvs, chunks, rng)
+        out = [x["cpu_seconds"] for x in runs["outside"]]
+        entry = {"outside_ns": statistics.median(out) * 1e9 / iterations}
+        for name in argvs:
+            if name != "outside":
+                c = compare([x["cpu_seconds"] for x in runs[name]], out)
+                entry[name] = {"ns": c["median_inside_s"] * 1e9 / iterations,
+                               "ratio": c["ratio"],
+                               "median_paired_ratio": c["median_paired_ratio"]}
+        results[kind] = entry
+        progress(f"breakdown: {kind} done")
+    return results
+
+
+# ---- report -----------------------------------------------------------------------------
+
+
+def verdict(ok):
+    return "met" if ok else "NOT MET"
+
+
+def build_results(args, info, cs, memory, slowdown, breakdown, started, elapsed, load0):
+    cold = {}
+    for c in cs:
+        entry = {"label": c.label, "argv": c.argv, "note": c.note}
+        if c.unavailable:
+            entry["unavailable"] = c.unavailable
+        else:
+            s = summary(c.samples)
+            rates = [n / (wall / 1000.0) for n, wall in c.batches]
+            entry.update({
+                "samples": s["n"], "failures": c.failures, "batch": c.batch,
+                "median_ms": s["median"], "p90_ms": s["p90"], "mean_ms": s["mean"],
+                "min_ms": s["min"], "max_ms": s["max"],
+                "rate_per_s_median_batch": statistics.median(rates),
+                "rate_per_s_overall": sum(n for n, _ in c.batches) /
+                (sum(w for _, w in c.batches) / 1000.0),
+                "samples_ms": [round(x, 3) for x in c.samples],
+            })
+        cold[c.key] = entry
+    w = cold["warden"]
+    for k, e in cold.items():
+        if "median_ms" in e and "median_ms" in w:
+            e["median_ratio_to_warden"] = e["median_ms"] / w["median_ms"]
+            e["p90_ratio_to_warden"] = e["p90_ms"] / w["p90_ms"]
+            e["warden_median_ratio"] = w["median_ms"] / e["median_ms"]
+            e["warden_p90_ratio"] = w["p90_ms"] / e["p90_ms"]
+
+    targets = {}
+    if "median_ms" in cold["bwrap"] and "median_ms" in w:
+        ratio = w["median_ms"] / cold["bwrap"]["median_ms"]
+        targets["cold_start_vs_bwrap"] = {
+            "value": ratio, "target": f"<= {TARGETS['cold_start_ratio_vs_bwrap']}",
+            "met": ratio <= TARGETS["cold_start_ratio_vs_bwrap"],
+            "p90_ratio": w["p90_ms"] / cold["bwrap"]["p90_ms"]}
+    if "median_ms" in w:
+        rate = w["rate_per_s_overall"]
+        targets["throughput"] = {"value": rate, "target": f">= {TARGETS['throughput_per_s']}",
+                                 "met": rate >= TARGETS["throughput_per_s"]}
+    peak = max(memory["warden"]["vmhwm_kib"])
+    targets["supervisor_vmhwm"] = {"value": peak,
+                                   "target": f"<= {TARGETS['supervisor_vmhwm_kib']} KiB",
+                                   "met": peak <= TARGETS["supervisor_vmhwm_kib"]}
+    for name, r in slowdown.items():
+        for clock in ("cpu", "wall"):
+            pct = r[clock]["slowdown_pct"]
+            targets[f"slowdown_{name}_{clock}"] = {"value": pct,
+                                                   "target": f"<= {TARGETS['slowdown_pct']}%",
+                                                   "met": pct <= TARGETS["slowdown_pct"]}
+    for k in memory:
+        memory[k]["vmhwm_kib_median"] = statistics.median(memory[k]["vmhwm_kib"])
+        memory[k]["vmhwm_kib_max"] = max(memory[k]["vmhwm_kib"])
+    return {
+        "started": started, "elapsed_s": round(elapsed, 1), "command": "make bench",
+        "parameters": {"rounds": args.rounds, "memory_runs": args.memory_runs,
+                       "slowdown_chunks": args.chunks, "c_chunk": args.c_chunk,
+                       "python_chunk": args.py_chunk, "breakdown_chunks": args.breakdown_chunks,
+                       "seed": args.seed},
+        "machine": info, "loadavg_start": load0, "loadavg_end": loadavg(),
+        "cold_start": cold, "memory": memory, "slowdown": slowdown,
+        "slowdown_breakdown": breakdown, "targets": targets,
+    }
+
+
+def print_report(res):
+    out = []
+    m = res["machine"]
+    out.append(f"machine: {m['cpu_model']}, {m['cpus']} CPUs, {m['memory_gib']} GiB, "
+               f"kernel {m['kernel']}, cgroups {m['cgroups']}, euid {m['euid']}")
+    out.append(f"load average at start {' '.join(res['loadavg_start'])}, "
+               f"at end {' '.join(res['loadavg_end'])}; {res['elapsed_s']} s in all")
+    out.append("")
+    out.append("Cold start, interleaved rounds (ms; x median / x p90: the contender's median "
+               "and p90 over warden's)")
+    out.append(f"  {'contender':<30} {'n':>5} {'median':>8} {'p90':>8} {'min':>8} "
+               f"{'per s':>7} {'x median':>9} {'x p90':>7}")
+    for k, e in res["cold_start"].items():
+        if "unavailable" in e:
+            out.append(f"  {e['label']:<30} unavailable: {e['unavailable']}")
+            continue
+        fail = f"  ({e['failures']} failed)" if e["failures"] else ""
+        out.append(f"  {e['label']:<30} {e['samples']:>5} {e['median_ms']:>8.2f} "
+                   f"{e['p90_ms']:>8.2f} {e['min_ms']:>8.2f} {e['rate_per_s_overall']:>7.1f} "
+                   f"{e['median_ratio_to_warden']:>8.2f}x {e['p90_ratio_to_warden']:>6.2f}x{fail}")
+    out.append("")
+    out.append("Supervisor memory while `sleep 1` runs (KiB, that process alone)")
+    for k, e in res["memory"].items():
+        out.append(f"  {k:<15} VmHWM median {e['vmhwm_kib_median']:>6} max {e['vmhwm_kib_max']:>6}"
+                   f"   VmRSS max {max(e['vmrss_kib'])}")
+    out.append("")
+    out.append("Syscall-heavy workloads, inside the default policy vs unsandboxed (s, loop only)")
+    for k, e in res["slowdown"].items():
+        out.append(f"  {e['description']}")
+        for clock in ("cpu", "wall"):
+            c = e[clock]
+            out.append(f"    {clock:<4} median inside {c['median_inside_s']:.3f}  outside "
+                       f"{c['median_outside_s']:.3f}  ratio {c['ratio']:.3f} "
+                       f"({c['slowdown_pct']:+.1f}%), median of paired ratios "
+                       f"{c['median_paired_ratio']:.3f}")
+    b = res["slowdown_breakdown"]
+    out.append("")
+    out.append(f"Where it comes from: CPU ns per call, {b['chunks']} x {b['iterations_per_chunk']} "
+               "each (ratio to unsandboxed)")
+    names = [n for n in ("warden", "warden_no_landlock", "bwrap") if n in b["open"]]
+    out.append(f"  {'call':<14} {'unsandboxed':>12}" + "".join(f" {n:>24}" for n in names))
+    for kind in ("open", "stat", "getppid"):
+        e = b[kind]
+        label = "open+close" if kind == "open" else kind
+        out.append(f"  {label:<14} {e['outside_ns']:>12.0f}" + "".join(
+            f" {e[n]['ns']:>15.0f} ({e[n]['ratio']:.3f})" for n in names))
+    out.append("")
+    out.append("Targets")
+    for k, t in res["targets"].items():
+        v = t["value"]
+        shown = f"{v:.3f}" if isinstance(v, float) else str(v)
+        out.append(f"  {k:<28} {shown:>10}  target {t['target']:<14} {verdict(t['met'])}")
+    print("\n".join(out))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--rounds", type=int, default=20, help="cold-start rounds")
+    ap.add_argument("--memory-runs", type=int, default=5)
+    ap.add_argument("--chunks", type=int, default=100,
+                    help="inside/outside chunk pairs per syscall workload")
+    ap.add_argument("--c-chunk", type=int, default=20000, help="C loop iterations per chunk")
+    ap.add_argument("--py-chunk", type=int, default=20000, help="os.stat calls per chunk")
+    ap.add_argument("--breakdown-chunks", type=int, default=30,
+                    help="chunk turns per call kind in the slowdown breakdown")
+    ap.add_argument("--quick", action="store_true", help="a short run, to check the setup")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--out", default=None, help="JSON results (default BUILD/bench-results.json)")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.memory_runs, args.chunks, args.breakdown_chunks = 3, 2, 5, 3
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1 << 30)
+    rng = random.Random(args.seed)
+
+    build = os.path.abspath(args.build)
+    warden = os.path.join(build, "warden")
+    if not os.access(warden, os.X_OK):
+        sys.exit(f"bench: {warden} is missing: run `make build` first")
+    bench_dir = os.path.join(build, "bench")
+    compile_helpers(bench_dir)
+    # A private copy, so that a rebuild during the run cannot swap the binary under it.
+    shutil.copy2(warden, os.path.join(bench_dir, "warden"))
+    warden = os.path.join(bench_dir, "warden")
+    runc_root = os.path.join(bench_dir, "runc-state")
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    load0 = loadavg()
+
+    def progress(msg):
+        print(f"[{time.monotonic() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    info = machine_info(warden)
+    warden_dyn = link_dynamic_warden(build, bench_dir)
+    cs = contenders(warden, warden_dyn, bench_dir, runc_root)
+    for c in cs:
+        c.preflight()
+        if c.unavailable:
+            progress(f"{c.key}: unavailable: {c.unavailable}")
+    if cs[0].unavailable:
+        sys.exit(f"bench: warden itself cannot run here: {cs[0].unavailable}")
+
+    measure_cold_start(cs, bench_dir, args.rounds, rng, progress)
+    with_bwrap = not next(c for c in cs if c.key == "bwrap").unavailable
+    memory = measure_memory(warden, warden_dyn[0], with_bwrap, args.memory_runs, rng, progress)
+    slowdown = measure_slowdown(warden, bench_dir, args.chunks, args.c_chunk, args.py_chunk,
+                                rng, progress)
+    breakdown = measure_breakdown(warden, bench_dir, with_bwrap, args.breakdown_chunks,
+                                  args.c_chunk, rng, progress)
+    shutil.rmtree(runc_root, ignore_errors=True)
+
+    res = build_results(args, info, cs, memory, slowdown, breakdown, started,
+                        time.monotonic() - t0, load0)
+    out = args.out or os.path.join(build, "bench-results.json")
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+        f.write("\n")
+    print_report(res)
+    print(f"\nresults: {out}")
+
+
+if __name__ == "__main__":
+    main()
