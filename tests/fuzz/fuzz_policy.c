@@ -10,8 +10,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct warden_error *e = NULL;
@@ -29,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct warden_policy *q = warden_policy_parse(once, strlen(once), "fuzz.yaml", &e);
 	if (!q) {
 		fprintf(stderr, "rendered policy does not parse: %s\n---\n%s", warden_error_text(e),
-			once);
+		        once);
 		abort();
 	}
 	char *twice = warden_policy_to_yaml(q);
