@@ -3,10 +3,15 @@
  * Sections: ABI probe; access sets per kind of path; the ruleset; restriction.
  *
  * Why Landlock on top of the mount namespace: the mount plan decides what exists inside;
- * Landlock decides what may be done with it and keeps holding if a mount-level mistake or
- * a kernel bug exposes more. It also covers what mounts cannot: device ioctls, creating
+ * Landlock decides what may be changed, and keeps holding if a mount-level mistake or a
+ * kernel bug exposes more. It also covers what mounts cannot: device ioctls, creating
  * device nodes, TCP bind/connect by port, abstract unix sockets and signals to processes
  * outside the sandbox's domain.
+ *
+ * Why reading, executing and truncating are not handled: everything the mount plan makes
+ * visible is meant to be read and run, so a rule would have to grant all of it again, and
+ * a handled right costs a walk up the path on every open (docs/benchmarks.md). Truncation
+ * is possible only where writing is, and writing is what the rules confine.
  */
 #define _GNU_SOURCE
 #include "ns.h"
@@ -26,9 +31,6 @@
 	 LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |                            \
 	 LANDLOCK_ACCESS_FS_MAKE_SYM)
 
-/* Read and run: the system directories and everything not granted more below. */
-#define ACCESS_RO                                                                                  \
-	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 /* Writable places: everything but creating device nodes and device ioctls. */
 #define ACCESS_RW                                                                                  \
 	((FS_ABI1 | LANDLOCK_ACCESS_FS_REFER | LANDLOCK_ACCESS_FS_TRUNCATE) &                      \
@@ -65,11 +67,10 @@ int ns_landlock_abi(void)
 
 static uint64_t handled_fs(int abi)
 {
-	uint64_t a = FS_ABI1;
+	uint64_t a = FS_ABI1 & ~(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE |
+	                         LANDLOCK_ACCESS_FS_READ_DIR);
 	if (abi >= 2)
 		a |= LANDLOCK_ACCESS_FS_REFER;
-	if (abi >= 3)
-		a |= LANDLOCK_ACCESS_FS_TRUNCATE;
 	if (abi >= 5)
 		a |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
 	return a;
@@ -98,6 +99,8 @@ static int grant_path(struct ruleset *rs, const char *path, uint64_t access,
 	if (!S_ISDIR(st.st_mode))
 		access &= ACCESS_TTY | LANDLOCK_ACCESS_FS_EXECUTE;
 	struct landlock_path_beneath_attr pb = {.allowed_access = access & rs->fs, .parent_fd = fd};
+	if (!pb.allowed_access)
+		return 0; /* nothing handled to grant here */
 	if (ll_add(rs->fd, LANDLOCK_RULE_PATH_BENEATH, &pb) < 0)
 		return warden_error_set(err, errno, "rule for %s", path);
 	return 0;
@@ -144,8 +147,9 @@ static int add_fs_rules(struct ruleset *rs, const struct warden_plan *plan, bool
 {
 	static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
 	                                   "/dev/urandom"};
-	/* With --rootfs the root is an ephemeral overlay the sandbox may change. */
-	if (grant_path(rs, "/", plan->policy->rootfs ? ACCESS_RW : ACCESS_RO, err) < 0)
+	/* With --rootfs the root is an ephemeral overlay the sandbox may change; otherwise
+	 * nothing outside the places below may be changed. */
+	if (plan->policy->rootfs && grant_path(rs, "/", ACCESS_RW, err) < 0)
 		return -1;
 	static const char *const scratch[] = {"/tmp", "/var/tmp", "/dev/shm"};
 	for (size_t i = 0; i < ARRAY_SIZE(scratch); i++)
