@@ -231,14 +231,18 @@ int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_c
 int ns_cgroup_attach(struct ns_cgroup *cg, pid_t pid, struct warden_error **err)
 {
 	char buf[24];
+	const char *paths[NS_CGROUP_V1_CONTROLLERS + 1];
 	snprintf(buf, sizeof(buf), "%d", (int)pid);
-	for (int i = 0; i < NS_CGROUP_V1_CONTROLLERS; i++) {
-		if (!cg->v1_paths[i])
+	memcpy(paths, cg->v1_paths, sizeof(cg->v1_paths));
+	paths[NS_CGROUP_V1_CONTROLLERS] = cg->v2_path;
+	/* Back to back: the first write waits for an RCU grace period, the others reuse it. */
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
+		if (!paths[i])
 			continue;
-		_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", cg->v1_paths[i]);
+		_cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", paths[i]);
 		int r = write_file_at(AT_FDCWD, procs, buf);
 		if (r < 0)
-			return warden_error_set(err, -r, "joining %s", cg->v1_paths[i]);
+			return warden_error_set(err, -r, "joining %s", paths[i]);
 	}
 	return 0;
 }

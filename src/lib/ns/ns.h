@@ -123,7 +123,7 @@ enum ns_cgroup_mode {
 struct ns_cgroup {
 	enum ns_cgroup_mode mode;
 	char *v2_path;                            /* grouping (and limits on pure v2) */
-	int v2_fd;                                /* for CLONE_INTO_CGROUP, or -1 */
+	int v2_fd;                                /* the v2 group's directory, or -1 */
 	char *v1_paths[NS_CGROUP_V1_CONTROLLERS]; /* NULL where not used */
 	struct strv warnings;
 };
@@ -134,7 +134,7 @@ enum ns_cgroup_mode ns_cgroup_host_mode(void);
  * (rootless without delegation) become warnings, not errors. */
 int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_cgroup *cg,
                      struct warden_error **err);
-/* Move pid into the v1 controller groups (v2 is joined by CLONE_INTO_CGROUP). */
+/* Move pid into the sandbox's groups. */
 int ns_cgroup_attach(struct ns_cgroup *cg, pid_t pid, struct warden_error **err);
 /* Remove the groups; the sandbox's processes must be gone. */
 void ns_cgroup_destroy(struct ns_cgroup *cg);

@@ -30,16 +30,13 @@ struct ns_state {
 	int status; /* init's wait status, once reaped */
 };
 
-static pid_t clone3_child(uint64_t flags, int cgroup_fd, int *ret_pidfd)
+static pid_t clone3_child(uint64_t flags, int *ret_pidfd)
 {
 	struct clone_args args = {
 	    .flags = flags | CLONE_PIDFD,
 	    .pidfd = (uint64_t)(uintptr_t)ret_pidfd,
 	    .exit_signal = SIGCHLD,
-	    .cgroup = (uint64_t)(cgroup_fd >= 0 ? cgroup_fd : 0),
 	};
-	if (cgroup_fd >= 0)
-		args.flags |= CLONE_INTO_CGROUP;
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
 
@@ -108,9 +105,16 @@ static int send_go(struct ns_state *st, const struct warden_plan *plan, const in
 	return 0;
 }
 
-static int join_cgroups(struct ns_state *st, struct sync_shared *shared, struct warden_error **err)
+/* The groups are made and joined while init builds its mounts: init waits for JOINED
+ * before its cgroup namespace or any process exists (sync.h). */
+static int join_cgroups(struct warden_sandbox *sb, struct ns_state *st, struct sync_shared *shared,
+                        struct warden_error **err)
 {
 	struct sync_msg m = {.type = SYNC_JOINED};
+	if (ns_cgroup_create(sb->id, sb->plan, &st->cg, err) < 0)
+		return -1;
+	for (size_t i = 0; i < st->cg.warnings.n; i++)
+		strv_push(&sb->warnings, st->cg.warnings.v[i]);
 	if (ns_cgroup_attach(&st->cg, st->pid, err) < 0)
 		return warden_error_wrap(err, "cgroups");
 	int r = sync_send(st->sock, &m, NULL, 0);
@@ -151,10 +155,6 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 	random_id(sb->id);
 	share_stdio_pipes(plan);
 
-	if (ns_cgroup_create(sb->id, plan, &st->cg, err) < 0)
-		return -1;
-	for (size_t i = 0; i < st->cg.warnings.n; i++)
-		strv_push(&sb->warnings, st->cg.warnings.v[i]);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return warden_error_set(err, errno, "socketpair");
 	struct sync_shared *shared =
@@ -167,7 +167,7 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 
 	/* Only the user and pid namespaces are made here (init must be pid 1 of the new pid
 	 * namespace); init makes the others itself while this side writes its id maps. */
-	pid_t pid = clone3_child(CLONE_NEWUSER | CLONE_NEWPID, st->cg.v2_fd, &st->pidfd);
+	pid_t pid = clone3_child(CLONE_NEWUSER | CLONE_NEWPID, &st->pidfd);
 	if (pid == 0) {
 		close(sv[0]);
 		ns_init_main(plan, proc, sv[1], shared);
@@ -193,9 +193,8 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 	for (size_t i = 0; i <= plan->n_binds; i++)
 		if (tree_fds[i] >= 0)
 			close(tree_fds[i]);
-	/* init builds its mounts meanwhile (sync.h) */
 	if (r == 0)
-		r = join_cgroups(st, shared, err);
+		r = join_cgroups(sb, st, shared, err);
 	if (r == 0 && proc->tty)
 		r = wait_ready(sb, st, err);
 out:
