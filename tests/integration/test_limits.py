@@ -82,6 +82,29 @@ def test_defaults_written_and_unlimited_cpu_skipped(running):
     assert "/warden/" not in _host_cgroup(cmd, "cpu")
 
 
+def _cgroup_v2_only():
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+def _v2_group(pid):
+    with open(f"/proc/{pid}/cgroup") as f:
+        path = [line for line in f.read().split("\n") if line.startswith("0::")][0][3:]
+    return "/sys/fs/cgroup" + path
+
+
+@pytest.mark.skipif(not _cgroup_v2_only(), reason="not a cgroup v2 host")
+def test_v2_limits_written(running):
+    init, cmd = running("--memory", "300M", "--pids", "77", "--cpus", "0.25")
+    group = _v2_group(cmd)
+    assert "/warden/" in group
+    assert _read(f"{group}/memory.max") == str(300 << 20)
+    if os.path.exists(f"{group}/memory.swap.max"):
+        assert _read(f"{group}/memory.swap.max") == "0"
+    assert _read(f"{group}/pids.max") == "77"
+    assert _read(f"{group}/cpu.max") == "25000 100000"
+    assert _v2_group(init) == group
+
+
 def test_v2_group_for_grouping(running):
     if not os.path.exists("/sys/fs/cgroup/unified/cgroup.procs") and not os.path.exists(
             "/sys/fs/cgroup/cgroup.controllers"):
