@@ -101,6 +101,19 @@ static int get_bool(struct pctx *c, const yaml_node_t *n, const char *key, bool 
 	return 0;
 }
 
+/* One of names (NULL-terminated), as its index; `expected` lists them for the error. */
+static int get_enum(struct pctx *c, const yaml_node_t *n, const char *key, const char *const *names,
+                    const char *expected)
+{
+	const char *s;
+	if (get_str(c, n, key, &s) < 0)
+		return -1;
+	for (int i = 0; names[i]; i++)
+		if (streq(names[i], s))
+			return i;
+	return perr(c, n, key, "\"%s\" is not %s", s, expected);
+}
+
 static bool is_unlimited(const char *s)
 {
 	return streq(s, "unlimited") || streq(s, "none");
@@ -531,16 +544,11 @@ static int f_limits(struct pctx *c, yaml_node_t *v, const char *key)
 
 static int f_mode(struct pctx *c, yaml_node_t *v, const char *key)
 {
-	const char *s;
-	if (get_str(c, v, key, &s) < 0)
-		return -1;
-	if (streq(s, "none"))
-		c->p->net_mode = WARDEN_NET_NONE;
-	else if (streq(s, "host"))
-		c->p->net_mode = WARDEN_NET_HOST;
-	else
-		return perr(c, v, key, "\"%s\" is not none or host", s);
-	return 0;
+	static const char *const names[] = {"none", "host", NULL};
+	int r = get_enum(c, v, key, names, "none or host");
+	if (r >= 0)
+		c->p->net_mode = (enum warden_net_mode)r;
+	return r < 0 ? -1 : 0;
 }
 
 static int get_ports(struct pctx *c, yaml_node_t *v, const char *key, struct warden_ports *ret)
@@ -635,18 +643,12 @@ static int f_seccomp(struct pctx *c, yaml_node_t *v, const char *key)
 
 static int f_landlock(struct pctx *c, yaml_node_t *v, const char *key)
 {
-	const char *s;
-	if (get_str(c, v, key, &s) < 0)
-		return -1;
-	if (streq(s, "best_effort"))
-		c->p->landlock = WARDEN_LANDLOCK_BEST_EFFORT;
-	else if (streq(s, "required"))
-		c->p->landlock = WARDEN_LANDLOCK_REQUIRED;
-	else if (streq(s, "off"))
-		c->p->landlock = WARDEN_LANDLOCK_OFF;
-	else
-		return perr(c, v, key, "\"%s\" is not best_effort, required or off", s);
-	return 0;
+	/* in the order of enum warden_landlock_mode */
+	static const char *const names[] = {"best_effort", "required", "off", NULL};
+	int r = get_enum(c, v, key, names, "best_effort, required or off");
+	if (r >= 0)
+		c->p->landlock = (enum warden_landlock_mode)r;
+	return r < 0 ? -1 : 0;
 }
 
 static int f_ptrace(struct pctx *c, yaml_node_t *v, const char *key)

@@ -762,17 +762,22 @@ static int p_tiocsti(int argc, char **argv)
 	return 0;
 }
 
+static int tty_ioctl(unsigned long cmd, void *arg, const char *what)
+{
+	int fd = tty_fd();
+	if (fd < 0)
+		return failed("opening the terminal");
+	if (ioctl(fd, cmd, arg) < 0)
+		return failed(what);
+	return 0;
+}
+
 /* tioclinux: read the shift state of the virtual console (ENOTTY on other terminals) */
 static int p_tioclinux(int argc, char **argv)
 {
 	(void)argc, (void)argv;
 	char sub = TIOCL_GETSHIFTSTATE;
-	int fd = tty_fd();
-	if (fd < 0)
-		return failed("opening the terminal");
-	if (ioctl(fd, TIOCLINUX, &sub) < 0)
-		return failed("ioctl(TIOCLINUX)");
-	return 0;
+	return tty_ioctl(TIOCLINUX, &sub, "ioctl(TIOCLINUX)");
 }
 
 /* tiocsetd: set the terminal's line discipline (to N_TTY, the one it has) */
@@ -780,12 +785,7 @@ static int p_tiocsetd(int argc, char **argv)
 {
 	(void)argc, (void)argv;
 	int ldisc = N_TTY;
-	int fd = tty_fd();
-	if (fd < 0)
-		return failed("opening the terminal");
-	if (ioctl(fd, TIOCSETD, &ldisc) < 0)
-		return failed("ioctl(TIOCSETD)");
-	return 0;
+	return tty_ioctl(TIOCSETD, &ldisc, "ioctl(TIOCSETD)");
 }
 
 /* vhangup: hang up the controlling terminal (every other process using it loses it; the

@@ -321,13 +321,7 @@ static void test_extends(void **state)
 	(void)state;
 	struct warden_policy *p = parse_ok("extends: strict\n");
 	assert_string_equal(p->name, "t.yaml");
-	assert_true(p->memory == 256ULL << 20);
-	assert_int_equal(p->pids, 128);
-	assert_int_equal(p->cpus_milli, 500);
-	assert_int_equal(p->nofile, 1024);
-	assert_true(p->tmp_size == 64ULL << 20);
-	assert_int_equal(p->landlock, WARDEN_LANDLOCK_REQUIRED);
-	assert_false(p->allow_ptrace);
+	assert_strict_values(p);
 	/* what strict does not set comes from default, which it extends */
 	assert_int_equal(p->env.n, 1);
 	assert_string_equal(p->env.v[0], "LANG=C.UTF-8");

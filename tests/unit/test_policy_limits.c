@@ -170,28 +170,13 @@ static void test_milli_extra_decimals(void **state)
 
 /* ---- rendering that does not read back --------------------------------------------- */
 
-static void expect_round_trip(struct warden_policy *p)
-{
-	char *once = warden_policy_to_yaml(p);
-	struct warden_error *e = NULL;
-	struct warden_policy *q = warden_policy_parse(once, strlen(once), "rendered", &e);
-	if (!q)
-		fail_msg("rendered policy does not parse: %s\n---\n%s", warden_error_text(e), once);
-	char *twice = warden_policy_to_yaml(q);
-	assert_string_equal(twice, once);
-	free(once);
-	free(twice);
-	warden_policy_free(q);
-	warden_policy_free(p);
-}
-
 /* Volumes are rendered as "HOST:PATH:MODE", which splits at the first ':'; a path with a
  * ':' (allowed in the mapping form) comes back as another volume or not at all. */
 static void test_render_volume_with_colon(void **state)
 {
 	(void)state;
-	expect_round_trip(parse_ok("filesystem: {volumes: [{host: '/data:2024', path: /d}]}\n"));
-	expect_round_trip(parse_ok("filesystem: {volumes: [{host: /d, path: '/in:x', mode: "
+	assert_round_trip(parse_ok("filesystem: {volumes: [{host: '/data:2024', path: /d}]}\n"));
+	assert_round_trip(parse_ok("filesystem: {volumes: [{host: /d, path: '/in:x', mode: "
 	                           "ro}]}\n"));
 }
 

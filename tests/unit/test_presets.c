@@ -46,15 +46,6 @@ static const char default_yaml[] = "name: default\n"
                                    "  landlock: best_effort\n"
                                    "  ptrace: true\n";
 
-static struct warden_policy *load_ok(const char *name)
-{
-	struct warden_error *e = NULL;
-	struct warden_policy *p = warden_policy_load(name, &e);
-	if (!p)
-		fail_msg("%s: %s", name, warden_error_text(e));
-	return p;
-}
-
 /* The preset's own text, parsed the slow way. */
 static struct warden_policy *parse_preset_text(const char *name)
 {
@@ -138,13 +129,7 @@ static void test_strict(void **state)
 
 	assert_string_equal(p->name, "strict");
 	/* where it differs from default */
-	assert_true(p->memory == 256ULL << 20);
-	assert_int_equal(p->pids, 128);
-	assert_int_equal(p->cpus_milli, 500);
-	assert_int_equal(p->nofile, 1024);
-	assert_true(p->tmp_size == 64ULL << 20);
-	assert_int_equal(p->landlock, WARDEN_LANDLOCK_REQUIRED);
-	assert_false(p->allow_ptrace);
+	assert_strict_values(p);
 	/* only /usr is required; /etc is replaced by its parts that programs need */
 	assert_int_equal(p->read_only.n, 14);
 	assert_string_equal(p->read_only.v[0].path, "/usr");
@@ -170,33 +155,18 @@ static void test_strict(void **state)
 
 /* ---- round trips ------------------------------------------------------------------- */
 
-static void round_trip(struct warden_policy *p)
-{
-	char *once = warden_policy_to_yaml(p);
-	struct warden_error *e = NULL;
-	struct warden_policy *q = warden_policy_parse(once, strlen(once), "rendered", &e);
-	if (!q)
-		fail_msg("rendered policy does not parse: %s\n---\n%s", warden_error_text(e), once);
-	char *twice = warden_policy_to_yaml(q);
-	assert_string_equal(twice, once);
-	free(once);
-	free(twice);
-	warden_policy_free(q);
-	warden_policy_free(p);
-}
-
 static void test_round_trip_presets(void **state)
 {
 	(void)state;
-	round_trip(warden_policy_new());
+	assert_round_trip(warden_policy_new());
 	for (size_t i = 0; warden_preset_names[i]; i++)
-		round_trip(load_ok(warden_preset_names[i]));
+		assert_round_trip(load_ok(warden_preset_names[i]));
 }
 
 static void test_round_trip_lists(void **state)
 {
 	(void)state;
-	round_trip(
+	assert_round_trip(
 	    parse_ok("name: lists\n"
 	             "filesystem:\n"
 	             "  read_only: [/usr, {path: /opt, optional: true}]\n"
@@ -221,13 +191,14 @@ static void test_round_trip_lists(void **state)
 	             "  seccomp: {deny: [uname, getcpu], allow: [keyctl]}\n"
 	             "  landlock: off\n"
 	             "  ptrace: false\n"));
-	round_trip(parse_ok("process: {user: root, env: {}}\n"
-	                    "limits: {memory: 12345678, pids: unlimited, cpus: 0.01, timeout: 90}\n"
-	                    "security: {landlock: required}\n"));
-	round_trip(parse_ok("extends: strict\nname: s2\nfilesystem: {read_only: []}\n"));
-	round_trip(parse_ok("network: {mode: host}\n"));
-	round_trip(parse_ok("network: {mode: host, tcp_bind: [], tcp_connect: any}\n"));
-	round_trip(parse_ok("network: {tcp_bind: any, tcp_connect: [1, 2]}\n"));
+	assert_round_trip(
+	    parse_ok("process: {user: root, env: {}}\n"
+	             "limits: {memory: 12345678, pids: unlimited, cpus: 0.01, timeout: 90}\n"
+	             "security: {landlock: required}\n"));
+	assert_round_trip(parse_ok("extends: strict\nname: s2\nfilesystem: {read_only: []}\n"));
+	assert_round_trip(parse_ok("network: {mode: host}\n"));
+	assert_round_trip(parse_ok("network: {mode: host, tcp_bind: [], tcp_connect: any}\n"));
+	assert_round_trip(parse_ok("network: {tcp_bind: any, tcp_connect: [1, 2]}\n"));
 }
 
 /* What a rendering says for values the parser spells in several ways. */

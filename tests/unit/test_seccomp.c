@@ -20,15 +20,6 @@ struct prog {
 	unsigned short len;
 };
 
-static struct warden_policy *load_ok(const char *name)
-{
-	struct warden_error *e = NULL;
-	struct warden_policy *p = warden_policy_load(name, &e);
-	if (!p)
-		fail_msg("%s: %s", name, warden_error_text(e));
-	return p;
-}
-
 static struct prog compile(const struct warden_policy *p, bool fresh)
 {
 	struct prog r = {0};

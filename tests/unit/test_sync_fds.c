@@ -9,17 +9,6 @@
 #include <dirent.h>
 #include <sys/socket.h>
 
-static int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	assert_non_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* sync_recv() returns -EPIPE as soon as recvmsg() reads 0 bytes, before it looks at the
  * control data: a datagram with no bytes but SCM_RIGHTS descriptors (which init, inside
  * the sandbox, can send) is taken for end of file and its descriptors stay open in the

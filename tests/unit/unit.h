@@ -17,6 +17,7 @@
 #include "../../src/lib/policy.h"
 #include "../../src/lib/util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -99,6 +100,57 @@ static inline void write_text(const char *path, const char *text)
 	assert_non_null(f);
 	assert_int_equal(fputs(text, f) >= 0, 1);
 	assert_int_equal(fclose(f), 0);
+}
+
+/* Load a preset or file; fails the test with the library's message on error. */
+static inline struct warden_policy *load_ok(const char *name)
+{
+	struct warden_error *e = NULL;
+	struct warden_policy *p = warden_policy_load(name, &e);
+	if (!p)
+		fail_msg("%s: %s", name, warden_error_text(e));
+	return p;
+}
+
+/* Render p, parse the rendering back and render again: both renderings are equal.
+ * Frees p. */
+static inline void assert_round_trip(struct warden_policy *p)
+{
+	char *once = warden_policy_to_yaml(p);
+	struct warden_error *e = NULL;
+	struct warden_policy *q = warden_policy_parse(once, strlen(once), "rendered", &e);
+	if (!q)
+		fail_msg("rendered policy does not parse: %s\n---\n%s", warden_error_text(e), once);
+	char *twice = warden_policy_to_yaml(q);
+	assert_string_equal(twice, once);
+	free(once);
+	free(twice);
+	warden_policy_free(q);
+	warden_policy_free(p);
+}
+
+/* The values the strict preset sets over default's. */
+static inline void assert_strict_values(const struct warden_policy *p)
+{
+	assert_true(p->memory == 256ULL << 20);
+	assert_int_equal(p->pids, 128);
+	assert_int_equal(p->cpus_milli, 500);
+	assert_int_equal(p->nofile, 1024);
+	assert_true(p->tmp_size == 64ULL << 20);
+	assert_int_equal(p->landlock, WARDEN_LANDLOCK_REQUIRED);
+	assert_false(p->allow_ptrace);
+}
+
+/* Open descriptors of this process. */
+static inline int count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
 }
 
 #endif

@@ -56,9 +56,12 @@ static int open_parent(int rootfd, const char *path, bool create, const char **r
 	return fd;
 }
 
-int root_mkdir_p(int rootfd, const char *path, mode_t mode, struct warden_error **err)
+/* An O_PATH fd of path inside the root, made (with its parents) when missing: a
+ * directory when dir, else an empty file. */
+static int root_make(int rootfd, const char *path, mode_t mode, bool dir, struct warden_error **err)
 {
-	int fd = root_open(rootfd, path, O_PATH | O_DIRECTORY);
+	int kind = dir ? O_DIRECTORY : 0;
+	int fd = root_open(rootfd, path, O_PATH | kind);
 	if (fd >= 0 || errno != ENOENT) {
 		if (fd < 0)
 			return warden_error_set(err, errno, "%s", path);
@@ -68,34 +71,29 @@ int root_mkdir_p(int rootfd, const char *path, mode_t mode, struct warden_error 
 	_cleanup_close_ int parent = open_parent(rootfd, path, true, &name, err);
 	if (parent < 0)
 		return -1;
-	if (mkdirat(parent, name, mode) < 0 && errno != EEXIST)
-		return warden_error_set(err, errno, "creating %s", path);
-	fd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir) {
+		if (mkdirat(parent, name, mode) < 0 && errno != EEXIST)
+			return warden_error_set(err, errno, "creating %s", path);
+	} else {
+		_cleanup_close_ int wfd =
+		    openat(parent, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (wfd < 0)
+			return warden_error_set(err, errno, "creating %s", path);
+	}
+	fd = openat(parent, name, O_PATH | kind | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return warden_error_set(err, errno, "%s", path);
 	return fd;
 }
 
+int root_mkdir_p(int rootfd, const char *path, mode_t mode, struct warden_error **err)
+{
+	return root_make(rootfd, path, mode, true, err);
+}
+
 int root_touch(int rootfd, const char *path, mode_t mode, struct warden_error **err)
 {
-	int fd = root_open(rootfd, path, O_PATH);
-	if (fd >= 0 || errno != ENOENT) {
-		if (fd < 0)
-			return warden_error_set(err, errno, "%s", path);
-		return fd;
-	}
-	const char *name;
-	_cleanup_close_ int parent = open_parent(rootfd, path, true, &name, err);
-	if (parent < 0)
-		return -1;
-	_cleanup_close_ int wfd =
-	    openat(parent, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
-	if (wfd < 0)
-		return warden_error_set(err, errno, "creating %s", path);
-	fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return warden_error_set(err, errno, "%s", path);
-	return fd;
+	return root_make(rootfd, path, mode, false, err);
 }
 
 int root_write_file(int rootfd, const char *path, const char *content, mode_t mode,
