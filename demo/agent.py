@@ -84,7 +84,7 @@ def try_memory():
     if r.returncode == 0:
         report("allocate 2 GiB", True, "allocated")
     else:
-                how = f"killed by signal {-r.returncode}" if r.returncode < 0 else f"exit {r.returncode}"
+        how = f"killed by signal {-r.returncode}" if r.returncode < 0 else f"exit {r.returncode}"
         report("allocate 2 GiB", False, f"{how}: over the memory limit")
 
 
@@ -112,7 +112,7 @@ def honest_work():
         sums = pool.map(square_sum, [10**5, 2 * 10**5, 3 * 10**5, 4 * 10**5])
     with open("report.txt", "w") as f:
         f.write(f"sums of squares: {sums}\n")
-        user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+    user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
     print(f"  wrote report.txt in {os.getcwd()} as {user} "
           f"({len(sums)} results computed with multiprocessing)")
 
