@@ -1,0 +1,17 @@
+"""`make demo` keeps working: every attempt of the demo agent is blocked and its honest
+work is done."""
+import os
+import subprocess
+
+from conftest import BUILD, ROOT
+
+
+def test_demo(root_runner):
+    r = subprocess.run([os.path.join(ROOT, "demo", "run.sh"), BUILD], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    attempts = [line for line in r.stdout.splitlines() if line.startswith("  [")]
+    assert len(attempts) == 10, r.stdout
+    assert all(line.startswith("  [BLOCKED ]") for line in attempts), r.stdout
+    assert "wrote report.txt in /workspace as agent" in r.stdout
+    assert "sums of squares: [333328333350000," in r.stdout
