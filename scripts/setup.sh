@@ -7,7 +7,8 @@ set -eu
 PACKAGES="
 build-essential pkg-config meson ninja-build python3
 clang clang-format llvm
-libseccomp-dev libyaml-dev libcmocka-dev
+libseccomp-dev libyaml-dev libcmocka-dev libjansson-dev libssl-dev
+libbpf-dev libelf-dev zlib1g-dev bpftool
 python3-pytest
 bubblewrap runc firejail
 git nodejs busybox-static procps util-linux psmisc iproute2

@@ -247,6 +247,23 @@ int ns_cgroup_attach(struct ns_cgroup *cg, pid_t pid, struct warden_error **err)
 	return 0;
 }
 
+int ns_cgroup_id(const char *path, uint64_t *ret_id)
+{
+	/* A cgroup v2 directory's file handle is its kernfs id, which is what
+	 * bpf_get_current_cgroup_id() returns for the tasks in it. */
+	struct {
+		struct file_handle fh;
+		uint64_t id;
+	} h = {.fh.handle_bytes = sizeof(uint64_t)};
+	int mount_id;
+	if (name_to_handle_at(AT_FDCWD, path, &h.fh, &mount_id, 0) < 0)
+		return -errno;
+	if (h.fh.handle_bytes != sizeof(uint64_t))
+		return -EINVAL;
+	memcpy(ret_id, h.fh.f_handle, sizeof(*ret_id));
+	return 0;
+}
+
 void ns_cgroup_destroy(struct ns_cgroup *cg)
 {
 	for (int i = 0; i < NS_CGROUP_V1_CONTROLLERS; i++) {

@@ -138,6 +138,9 @@ int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_c
 int ns_cgroup_attach(struct ns_cgroup *cg, pid_t pid, struct warden_error **err);
 /* Remove the groups; the sandbox's processes must be gone. */
 void ns_cgroup_destroy(struct ns_cgroup *cg);
+/* The id of a cgroup v2 directory (what BPF's bpf_get_current_cgroup_id() returns for its
+ * tasks). Returns 0 or -errno. */
+int ns_cgroup_id(const char *path, uint64_t *ret_id);
 /* Remove the empty groups under parent older than max_age seconds (left behind by
  * supervisors that were killed); populated ones are never removed. */
 void ns_cgroup_sweep(const char *parent, time_t max_age);
