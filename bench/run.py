@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """warden's benchmarks against bubblewrap, runc and firejail, measured in one run.
 
-usage: bench/run.py [--build DIR] [--quick] [--seed S] [--out FILE] (--help: the rest)
+usage: bench/run.py [--build DIR] [--quick] [--audit-only] [--seed S] [--out FILE]
+       (--help: the rest)
 
 What it measures (docs/benchmarks.md says why and how to read the results):
   cold start   `warden run -- /bin/true` (default policy) against bwrap, runc and firejail
@@ -10,6 +11,9 @@ What it measures (docs/benchmarks.md says why and how to read the results):
   memory       peak RSS (VmHWM) of the `warden run` process itself while `sleep 1` runs.
   slowdown     a syscall-heavy C loop and a Python os.stat loop, inside the default
                policy and unsandboxed, timed from inside, in alternating short chunks.
+  audit log    records appended per second to the audit log (bench/audit_bench.c, linked
+               with libwarden): in groups per commit, and one commit (fdatasync) each;
+               verification speed. --audit-only measures just this.
 
 The contenders are interleaved in rounds, in a shuffled order each round, so that the
 machine's drift (other load, frequency, caches) hits all of them alike. Only Debian's
@@ -38,6 +42,7 @@ TARGETS = {
     "throughput_per_s": 200.0,
     "supervisor_vmhwm_kib": 4096,
     "slowdown_pct": 5.0,
+    "audit_records_per_s": 20000.0,
 }
 
 # ---- statistics -------------------------------------------------------------------------
@@ -513,6 +518,82 @@ def measure_breakdown(warden, bench_dir, with_bwrap, chunks, iterations, rng, pr
     return results
 
 
+# ---- audit log --------------------------------------------------------------------------
+
+
+def compile_audit_bench(build, outdir):
+    """gcc bench/audit_bench.c against the libwarden.a meson built. Returns (path, None) or
+    (None, why not)."""
+    src = os.path.join(HERE, "audit_bench.c")
+    lib = os.path.join(build, "libwarden.a")
+    dst = os.path.join(outdir, "audit_bench")
+    if not os.path.exists(lib):
+        return None, f"no {lib}: run `make build` first"
+    if (not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src)
+            or os.path.getmtime(dst) < os.path.getmtime(lib)):
+        r = subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-I", ROOT, "-o", dst,
+                            src, lib, "-ljansson", "-lcrypto", "-lpthread"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            return None, "compiling failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+    return dst, None
+
+
+def fs_type(path):
+    """The file system type of the mount holding path (from /proc/self/mounts)."""
+    path, best, kind = os.path.realpath(path), "", "?"
+    for line in read("/proc/self/mounts").splitlines():
+        parts = line.split()
+        if len(parts) > 2 and (path == parts[1] or path.startswith(parts[1].rstrip("/") + "/")) \
+                and len(parts[1]) > len(best):
+            best, kind = parts[1], parts[2]
+    return kind
+
+
+def measure_audit(build, bench_dir, records, batch, per_record, runs, progress):
+    """Fresh logs in bench_dir/audit (on the build's disk, so that fdatasync is real): per
+    run, records appended in groups of batch per commit, then per_record records with one
+    commit each, then a verification of the first log. Checkpoints every 1000 records.
+    Medians over runs."""
+    exe, why = compile_audit_bench(build, bench_dir)
+    if not exe:
+        return {"unavailable": why}
+    work = os.path.join(bench_dir, "audit")
+    os.makedirs(work, exist_ok=True)
+    out = {"records": records, "batch": batch, "per_record_records": per_record,
+           "checkpoint_every": 1000, "directory": work, "filesystem": fs_type(work),
+           "runs": []}
+    for i in range(runs):
+        r = subprocess.run([exe, work, str(records), str(batch), str(per_record)],
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            return {"unavailable": f"audit_bench failed: {r.stderr.strip()}"}
+        out["runs"].append(json.loads(r.stdout))
+        progress(f"audit log: run {i + 1}/{runs}")
+    for key in ("batched", "per_record", "verify"):
+        out[key + "_records_per_s"] = statistics.median(x[key]["records_per_s"]
+                                                        for x in out["runs"])
+    out["per_record_commit_ms_median"] = statistics.median(
+        x["per_record"]["commit_ms_median"] for x in out["runs"])
+    out["record_bytes"] = out["runs"][0]["batched"]["log_bytes"] / \
+        out["runs"][0]["batched"]["log_records"]
+    return out
+
+
+def audit_report(a):
+    if "unavailable" in a:
+        return ["Audit log: unavailable: " + a["unavailable"]]
+    rows = [(f"{a['records']} records, {a['batch']} per commit", a["batched_records_per_s"], ""),
+            (f"{a['per_record_records']} records, one commit each",
+             a["per_record_records_per_s"],
+             f"  (commit median {a['per_record_commit_ms_median']:.3f} ms)"),
+            ("verify", a["verify_records_per_s"], "")]
+    return [f"Audit log ({a['filesystem']} at {a['directory']}; checkpoints every "
+            f"{a['checkpoint_every']} records; {a['record_bytes']:.0f} bytes per record; "
+            f"median of {len(a['runs'])} runs)"] + [
+        f"  {label:<36} {rate:>9.0f} records/s{extra}" for label, rate, extra in rows]
+
+
 # ---- report -----------------------------------------------------------------------------
 
 
@@ -520,7 +601,8 @@ def verdict(ok):
     return "met" if ok else "NOT MET"
 
 
-def build_results(args, info, cs, memory, slowdown, breakdown, started, elapsed, load0):
+def build_results(args, info, cs, memory, slowdown, breakdown, audit, started, elapsed,
+                  load0):
     cold = {}
     for c in cs:
         entry = {"label": c.label, "argv": c.argv, "note": c.note}
@@ -568,6 +650,11 @@ def build_results(args, info, cs, memory, slowdown, breakdown, started, elapsed,
             targets[f"slowdown_{name}_{clock}"] = {"value": pct,
                                                    "target": f"<= {TARGETS['slowdown_pct']}%",
                                                    "met": pct <= TARGETS["slowdown_pct"]}
+    if "batched_records_per_s" in audit:
+        rate = audit["batched_records_per_s"]
+        targets["audit_records_per_s"] = {"value": rate,
+                                          "target": f">= {TARGETS['audit_records_per_s']:.0f}",
+                                          "met": rate >= TARGETS["audit_records_per_s"]}
     for k in memory:
         memory[k]["vmhwm_kib_median"] = statistics.median(memory[k]["vmhwm_kib"])
         memory[k]["vmhwm_kib_max"] = max(memory[k]["vmhwm_kib"])
@@ -576,10 +663,12 @@ def build_results(args, info, cs, memory, slowdown, breakdown, started, elapsed,
         "parameters": {"rounds": args.rounds, "memory_runs": args.memory_runs,
                        "slowdown_chunks": args.chunks, "c_chunk": args.c_chunk,
                        "python_chunk": args.py_chunk, "breakdown_chunks": args.breakdown_chunks,
-                       "seed": args.seed},
+                       "audit_records": args.audit_records, "audit_batch": args.audit_batch,
+                       "audit_per_record": args.audit_per_record,
+                       "audit_runs": args.audit_runs, "seed": args.seed},
         "machine": info, "loadavg_start": load0, "loadavg_end": loadavg(),
         "cold_start": cold, "memory": memory, "slowdown": slowdown,
-        "slowdown_breakdown": breakdown, "targets": targets,
+        "slowdown_breakdown": breakdown, "audit_log": audit, "targets": targets,
     }
 
 
@@ -630,6 +719,8 @@ def print_report(res):
         out.append(f"  {label:<14} {e['outside_ns']:>12.0f}" + "".join(
             f" {e[n]['ns']:>15.0f} ({e[n]['ratio']:.3f})" for n in names))
     out.append("")
+    out += audit_report(res["audit_log"])
+    out.append("")
     out.append("Targets")
     for k, t in res["targets"].items():
         v = t["value"]
@@ -649,12 +740,21 @@ def main():
     ap.add_argument("--py-chunk", type=int, default=20000, help="os.stat calls per chunk")
     ap.add_argument("--breakdown-chunks", type=int, default=30,
                     help="chunk turns per call kind in the slowdown breakdown")
+    ap.add_argument("--audit-records", type=int, default=100000,
+                    help="audit records appended in groups")
+    ap.add_argument("--audit-batch", type=int, default=256, help="audit records per commit")
+    ap.add_argument("--audit-per-record", type=int, default=2000,
+                    help="audit records appended with one commit each")
+    ap.add_argument("--audit-runs", type=int, default=3)
+    ap.add_argument("--audit-only", action="store_true",
+                    help="measure only the audit log (no sandboxes)")
     ap.add_argument("--quick", action="store_true", help="a short run, to check the setup")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--out", default=None, help="JSON results (default BUILD/bench-results.json)")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.memory_runs, args.chunks, args.breakdown_chunks = 3, 2, 5, 3
+        args.audit_records, args.audit_per_record, args.audit_runs = 20000, 300, 1
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 30)
     rng = random.Random(args.seed)
@@ -677,6 +777,19 @@ def main():
         print(f"[{time.monotonic() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     info = machine_info(warden)
+    if args.audit_only:
+        audit = measure_audit(build, bench_dir, args.audit_records, args.audit_batch,
+                              args.audit_per_record, args.audit_runs, progress)
+        res = {"started": started, "elapsed_s": round(time.monotonic() - t0, 1),
+               "command": "bench/run.py --audit-only", "machine": info,
+               "loadavg_start": load0, "loadavg_end": loadavg(), "audit_log": audit}
+        out = args.out or os.path.join(build, "bench-audit-results.json")
+        with open(out, "w") as f:
+            json.dump(res, f, indent=1)
+            f.write("\n")
+        print("\n".join(audit_report(audit)))
+        print(f"\nresults: {out}")
+        return
     warden_dyn = link_dynamic_warden(build, bench_dir)
     cs = contenders(warden, warden_dyn, bench_dir, runc_root)
     for c in cs:
@@ -694,8 +807,10 @@ def main():
     breakdown = measure_breakdown(warden, bench_dir, with_bwrap, args.breakdown_chunks,
                                   args.c_chunk, rng, progress)
     shutil.rmtree(runc_root, ignore_errors=True)
+    audit = measure_audit(build, bench_dir, args.audit_records, args.audit_batch,
+                          args.audit_per_record, args.audit_runs, progress)
 
-    res = build_results(args, info, cs, memory, slowdown, breakdown, started,
+    res = build_results(args, info, cs, memory, slowdown, breakdown, audit, started,
                         time.monotonic() - t0, load0)
     out = args.out or os.path.join(build, "bench-results.json")
     with open(out, "w") as f:

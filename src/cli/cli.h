@@ -18,6 +18,12 @@ struct verb {
 
 int cmd_run(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_freeze(int argc, char **argv);
+int cmd_thaw(int argc, char **argv);
+int cmd_kill(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 
 /* Print "warden: <message>" for an error and return EXIT_WARDEN. */
 int cli_fail(struct warden_error *e);

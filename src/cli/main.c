@@ -11,6 +11,7 @@ static int cmd_version(int argc, char **argv);
 static const struct verb verbs[] = {
     {"run", cmd_run, "run a command in a fresh sandbox"},
     {"policy", cmd_policy, "list, show and check policies"},
+    {"audit", cmd_audit, "verify the audit log, prove records, manage its key"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "show this help"},
     {NULL, NULL, NULL},

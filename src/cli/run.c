@@ -490,7 +490,7 @@ int cmd_run(int argc, char **argv)
 	    ioctl(STDOUT_FILENO, TIOCGWINSZ, &proc.winsize) < 0)
 		proc.winsize = (struct winsize){.ws_row = 24, .ws_col = 80};
 	struct warden_sandbox *sb = NULL;
-	if (warden_sandbox_start(plan, &proc, &sb, &e) < 0) {
+	if (warden_sandbox_start(plan, &proc, NULL, NULL, &sb, &e) < 0) {
 		close(sfd);
 		return cli_fail(TAKE_PTR(e));
 	}

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "policy.h"
+#include "guard.h"
 #include "presets.h"
 
 #include <fcntl.h>
@@ -668,6 +669,224 @@ static int f_security(struct pctx *c, yaml_node_t *v, const char *key)
 	return walk_map(c, v, key, security_fields);
 }
 
+/* A key path below another ("guardrails[2].when"); truncated where absurdly long, which
+ * only shortens an error message. */
+static void subkey(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void subkey(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+static int f_tel_enabled(struct pctx *c, yaml_node_t *v, const char *key)
+{
+	return get_bool(c, v, key, &c->p->telemetry);
+}
+
+static int f_ring_size(struct pctx *c, yaml_node_t *v, const char *key)
+{
+	uint64_t n;
+	if (get_size(c, v, key, false, &n) < 0)
+		return -1;
+	if (n < 4096 || n > (64 << 20) || (n & (n - 1)))
+		return perr(c, v, key, "must be a power of two from 4K to 64M");
+	c->p->ring_bytes = n;
+	return 0;
+}
+
+static const struct field telemetry_fields[] = {
+    {"enabled", f_tel_enabled},
+    {"ring_size", f_ring_size},
+    {NULL, NULL},
+};
+
+static int f_telemetry(struct pctx *c, yaml_node_t *v, const char *key)
+{
+	return walk_map(c, v, key, telemetry_fields);
+}
+
+/* Seconds, with a fraction or a unit: "90", "1.5", "30s", "10m", "2h" -> milliseconds. */
+static int get_duration(struct pctx *c, yaml_node_t *v, const char *key, uint64_t *ret)
+{
+	const char *s, *why = NULL;
+	if (get_str(c, v, key, &s) < 0)
+		return -1;
+	_cleanup_free_ char *num = xstrdup(s);
+	size_t len = strlen(num);
+	uint64_t unit = 1;
+	if (len && (num[len - 1] == 's' || num[len - 1] == 'm' || num[len - 1] == 'h')) {
+		unit = num[len - 1] == 's' ? 1 : num[len - 1] == 'm' ? 60 : 3600;
+		num[len - 1] = '\0';
+	}
+	if (parse_milli(num, ret, &why) < 0)
+		return perr(c, v, key, "\"%s\": %s (seconds, or a number with s, m or h)", s, why);
+	if (*ret == 0)
+		return perr(c, v, key, "must be more than 0");
+	*ret *= unit;
+	return 0;
+}
+
+static int guard_patterns(struct pctx *c, yaml_node_t *v, const char *key,
+                          struct warden_guard_rule *r)
+{
+	yaml_node_t *item;
+	if (check_seq(c, v, key) < 0)
+		return -1;
+	for_each_item(c, v, key, item)
+	{
+		const char *s;
+		char ikey[KEY_MAX];
+		subkey(ikey, sizeof(ikey), "%s[%zu]", key, seq_index(v, item, c->doc));
+		if (get_str(c, item, ikey, &s) < 0)
+			return -1;
+		if (!*s)
+			return perr(c, item, ikey, "empty pattern");
+		strv_push(&r->patterns, s);
+	}
+	if (!r->patterns.n)
+		return perr(c, v, key, "needs at least one pattern");
+	return 0;
+}
+
+static int guard_nets(struct pctx *c, yaml_node_t *v, const char *key, struct warden_guard_rule *r)
+{
+	yaml_node_t *item;
+	if (check_seq(c, v, key) < 0)
+		return -1;
+	size_t cap = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	r->nets = xcalloc(cap ? cap : 1, sizeof(*r->nets));
+	for_each_item(c, v, key, item)
+	{
+		const char *s, *why = NULL;
+		char ikey[KEY_MAX];
+		subkey(ikey, sizeof(ikey), "%s[%zu]", key, seq_index(v, item, c->doc));
+		if (get_str(c, item, ikey, &s) < 0)
+			return -1;
+		if (warden_net_parse(s, &r->nets[r->n_nets], &why) < 0)
+			return perr(c, item, ikey, "\"%s\": %s", s, why);
+		r->n_nets++;
+	}
+	if (!r->n_nets)
+		return perr(c, v, key, "needs at least one destination");
+	return 0;
+}
+
+/* `when:` holds exactly one condition. */
+static int guard_when(struct pctx *c, yaml_node_t *v, const char *key, struct warden_guard_rule *r)
+{
+	if (v->type != YAML_MAPPING_NODE)
+		return perr(c, v, key, "expected a mapping with one condition, found %s",
+		            node_kind(v));
+	if (v->data.mapping.pairs.top - v->data.mapping.pairs.start != 1)
+		return perr(c, v, key, "give exactly one condition");
+	yaml_node_pair_t *pr = v->data.mapping.pairs.start;
+	yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+	yaml_node_t *val = yaml_document_get_node(c->doc, pr->value);
+	char expected[256] = "";
+	for (int i = 0; i < WARDEN_GUARD_COND_MAX; i++)
+		snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), "%s%s",
+		         i ? ", " : "", warden_guard_cond_names[i]);
+	const char *const names[] = {
+	    warden_guard_cond_names[0], warden_guard_cond_names[1], warden_guard_cond_names[2],
+	    warden_guard_cond_names[3], warden_guard_cond_names[4], warden_guard_cond_names[5],
+	    warden_guard_cond_names[6], warden_guard_cond_names[7], NULL};
+	unsigned seen = 0;
+	int cond = entry_key(c, k, key, names, expected, &seen);
+	if (cond < 0)
+		return -1;
+	char ckey[KEY_MAX];
+	subkey(ckey, sizeof(ckey), "%s.%s", key, names[cond]);
+	r->cond = (enum warden_guard_cond)cond;
+	switch (r->cond) {
+	case WARDEN_GUARD_EXEC:
+	case WARDEN_GUARD_EXEC_OUTSIDE:
+		return guard_patterns(c, val, ckey, r);
+	case WARDEN_GUARD_CONNECT_TO:
+		return guard_nets(c, val, ckey, r);
+	case WARDEN_GUARD_MEMORY_PEAK:
+		return get_size(c, val, ckey, false, &r->threshold);
+	case WARDEN_GUARD_CPU_TIME:
+	case WARDEN_GUARD_WALL_TIME:
+		return get_duration(c, val, ckey, &r->threshold);
+	default:
+		return get_count(c, val, ckey, 0, UINT32_MAX, false, &r->threshold);
+	}
+}
+
+static int guard_rule(struct pctx *c, yaml_node_t *item, const char *ikey, size_t index,
+                      struct warden_guard_rule *r)
+{
+	static const char *const names[] = {"name", "when", "action", NULL};
+	unsigned seen = 0;
+	if (item->type != YAML_MAPPING_NODE)
+		return perr(c, item, ikey, "expected a mapping (name, when, action), found %s",
+		            node_kind(item));
+	for (yaml_node_pair_t *pr = item->data.mapping.pairs.start;
+	     pr < item->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
+		yaml_node_t *val = yaml_document_get_node(c->doc, pr->value);
+		char fkey[KEY_MAX];
+		int which = entry_key(c, k, ikey, names, "name, when, action", &seen);
+		if (which < 0)
+			return -1;
+		subkey(fkey, sizeof(fkey), "%s.%s", ikey, names[which]);
+		if (which == 0) {
+			const char *s;
+			if (get_str(c, val, fkey, &s) < 0)
+				return -1;
+			if (!warden_policy_name_valid(s))
+				return perr(c, val, fkey,
+				            "\"%s\": 1 to 64 letters, digits, '-', '_', '.'", s);
+			free(r->name);
+			r->name = xstrdup(s);
+		} else if (which == 1) {
+			if (guard_when(c, val, fkey, r) < 0)
+				return -1;
+		} else {
+			static const char *const actions[] = {"log", "alert", "kill", "freeze",
+			                                      NULL};
+			int a = get_enum(c, val, fkey, actions, "log, alert, kill or freeze");
+			if (a < 0)
+				return -1;
+			r->action = (enum warden_guard_action)a;
+		}
+	}
+	if (!(seen & 2))
+		return perr(c, item, ikey, "missing \"when\"");
+	if (!(seen & 4))
+		return perr(c, item, ikey, "missing \"action\"");
+	if (!r->name)
+		r->name = xasprintf("guardrail-%zu", index + 1);
+	return 0;
+}
+
+static int f_guardrails(struct pctx *c, yaml_node_t *v, const char *key)
+{
+	yaml_node_t *item;
+	if (check_seq(c, v, key) < 0)
+		return -1;
+	warden_guards_clear(&c->p->guardrails);
+	size_t cap = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	c->p->guardrails.v = xcalloc(cap ? cap : 1, sizeof(struct warden_guard_rule));
+	for_each_item(c, v, key, item)
+	{
+		char ikey[KEY_MAX];
+		size_t index = seq_index(v, item, c->doc);
+		struct warden_guard_rule *r = &c->p->guardrails.v[c->p->guardrails.n++];
+		subkey(ikey, sizeof(ikey), "%s[%zu]", key, index);
+		if (guard_rule(c, item, ikey, index, r) < 0)
+			return -1;
+		for (size_t j = 0; j + 1 < c->p->guardrails.n; j++)
+			if (streq(c->p->guardrails.v[j].name, r->name))
+				return perr(c, item, ikey, "a second guardrail named \"%s\"",
+				            r->name);
+	}
+	return 0;
+}
+
 static int f_version(struct pctx *c, yaml_node_t *v, const char *key)
 {
 	const char *s;
@@ -717,7 +936,8 @@ static const struct field top_fields[] = {
     {"description", f_description}, {"extends", NULL},
     {"filesystem", f_filesystem},   {"process", f_process},
     {"limits", f_limits},           {"network", f_network},
-    {"security", f_security},       {NULL, NULL},
+    {"security", f_security},       {"telemetry", f_telemetry},
+    {"guardrails", f_guardrails},   {NULL, NULL},
 };
 
 /* ---- presets and extends ----------------------------------------------------------- */

@@ -42,6 +42,8 @@ struct warden_policy *warden_policy_new(void)
 	p->net_mode = WARDEN_NET_NONE;
 	p->landlock = WARDEN_LANDLOCK_BEST_EFFORT;
 	p->allow_ptrace = true;
+	p->telemetry = true;
+	p->ring_bytes = 256 << 10;
 	return p;
 }
 
@@ -144,6 +146,7 @@ void warden_policy_free(struct warden_policy *p)
 	strv_clear(&p->env_pass);
 	strv_clear(&p->seccomp_deny);
 	strv_clear(&p->seccomp_allow);
+	warden_guards_clear(&p->guardrails);
 	free(p);
 }
 
@@ -345,6 +348,50 @@ static void emit_process(struct emit *em, const struct warden_policy *p)
 	map_end(em);
 }
 
+static void emit_guardrails(struct emit *em, const struct warden_guards *g)
+{
+	char buf[96];
+	scalar(em, "guardrails");
+	seq_start(em, false);
+	for (size_t i = 0; i < g->n; i++) {
+		const struct warden_guard_rule *r = &g->v[i];
+		map_start(em);
+		kv(em, "name", r->name);
+		scalar(em, "when");
+		map_start(em);
+		const char *cond = warden_guard_cond_names[r->cond];
+		switch (r->cond) {
+		case WARDEN_GUARD_EXEC:
+		case WARDEN_GUARD_EXEC_OUTSIDE:
+			kv_strv(em, cond, r->patterns.v);
+			break;
+		case WARDEN_GUARD_CONNECT_TO:
+			scalar(em, cond);
+			seq_start(em, true);
+			for (size_t j = 0; j < r->n_nets; j++) {
+				warden_net_format(&r->nets[j], buf, sizeof(buf));
+				scalar(em, buf);
+			}
+			seq_end(em);
+			break;
+		case WARDEN_GUARD_MEMORY_PEAK:
+			kv_size(em, cond, r->threshold, NULL);
+			break;
+		case WARDEN_GUARD_CPU_TIME:
+		case WARDEN_GUARD_WALL_TIME:
+			kv_milli(em, cond, r->threshold, NULL);
+			break;
+		default:
+			kv_u64(em, cond, r->threshold, NULL);
+			break;
+		}
+		map_end(em);
+		kv(em, "action", warden_guard_action_names[r->action]);
+		map_end(em);
+	}
+	seq_end(em);
+}
+
 char *warden_policy_to_yaml(const struct warden_policy *p)
 {
 	struct emit em = {0};
@@ -390,6 +437,14 @@ char *warden_policy_to_yaml(const struct warden_policy *p)
 	kv(&em, "landlock", landlock_names[p->landlock]);
 	kv(&em, "ptrace", p->allow_ptrace ? "true" : "false");
 	map_end(&em);
+
+	scalar(&em, "telemetry");
+	map_start(&em);
+	kv(&em, "enabled", p->telemetry ? "true" : "false");
+	kv_size(&em, "ring_size", p->ring_bytes, NULL);
+	map_end(&em);
+
+	emit_guardrails(&em, &p->guardrails);
 
 	map_end(&em);
 	yaml_document_end_event_initialize(&event, 1);

@@ -49,6 +49,55 @@ struct warden_ports {
 	bool any; /* every port ("any") */
 };
 
+/* Guardrails: a condition over what the sandbox does, and what warden then does. */
+enum warden_guard_cond {
+	WARDEN_GUARD_EXEC,         /* exec of a program matching one of the patterns */
+	WARDEN_GUARD_EXEC_OUTSIDE, /* exec of a program matching none of the patterns */
+	WARDEN_GUARD_CONNECT_TO,   /* a connect attempt to one of the destinations */
+	WARDEN_GUARD_MEMORY_PEAK,  /* peak memory above threshold (bytes) */
+	WARDEN_GUARD_PIDS,         /* processes and threads above threshold */
+	WARDEN_GUARD_REFUSED,      /* refused system calls above threshold */
+	WARDEN_GUARD_CPU_TIME,     /* CPU time above threshold (milliseconds) */
+	WARDEN_GUARD_WALL_TIME,    /* wall time above threshold (milliseconds) */
+	WARDEN_GUARD_COND_MAX,
+	WARDEN_GUARD_COND_INVALID = -1,
+};
+
+enum warden_guard_action {
+	WARDEN_GUARD_LOG,    /* an event and an audit record */
+	WARDEN_GUARD_ALERT,  /* the same, marked for attention */
+	WARDEN_GUARD_KILL,   /* end the whole sandbox */
+	WARDEN_GUARD_FREEZE, /* freeze every process of the sandbox, kept for inspection */
+	WARDEN_GUARD_ACTION_MAX,
+	WARDEN_GUARD_ACTION_INVALID = -1,
+};
+
+/* An address or network, with a port (0: any port). */
+struct warden_net {
+	int family; /* AF_INET, AF_INET6, or AF_UNSPEC for any address */
+	uint8_t addr[16];
+	unsigned prefix;
+	uint16_t port;
+};
+
+struct warden_guard_rule {
+	char *name;
+	enum warden_guard_cond cond;
+	enum warden_guard_action action;
+	uint64_t threshold;   /* bytes, a count, or milliseconds, by cond */
+	struct strv patterns; /* exec conditions: globs; without '/', on the file name */
+	struct warden_net *nets;
+	size_t n_nets;
+};
+
+struct warden_guards {
+	struct warden_guard_rule *v;
+	size_t n;
+};
+
+extern const char *const warden_guard_cond_names[WARDEN_GUARD_COND_MAX];
+extern const char *const warden_guard_action_names[WARDEN_GUARD_ACTION_MAX];
+
 struct warden_policy {
 	char *name; /* preset name or file path, for messages */
 
@@ -82,6 +131,12 @@ struct warden_policy {
 	struct strv seccomp_allow; /* built-in refusals lifted (by syscall name) */
 	enum warden_landlock_mode landlock;
 	bool allow_ptrace; /* ptrace and process_vm_* within the sandbox */
+
+	/* telemetry */
+	bool telemetry;      /* eBPF telemetry and cgroup sampling */
+	uint64_t ring_bytes; /* per-sandbox event ring (power of two) */
+
+	struct warden_guards guardrails;
 };
 
 /* The built-in presets, in the order `warden policy list` shows them. */
@@ -119,6 +174,15 @@ char *warden_policy_to_yaml(const struct warden_policy *p);
 
 /* What `name:` accepts: 1 to 64 letters, digits, '-', '_', '.'. */
 bool warden_policy_name_valid(const char *s);
+
+/* "10.0.0.0/8", "169.254.169.254", "[fd00::]/8:443", "*:22" -> net. */
+int warden_net_parse(const char *s, struct warden_net *ret, const char **ret_why);
+/* Whether family/addr/port (addr in network order) is inside net. */
+bool warden_net_match(const struct warden_net *net, int family, const uint8_t *addr, uint16_t port);
+/* Render a net back the way warden_net_parse reads it. */
+void warden_net_format(const struct warden_net *net, char *buf, size_t len);
+void warden_guards_clear(struct warden_guards *g);
+void warden_guards_copy(struct warden_guards *dst, const struct warden_guards *src);
 
 /* A shell-style variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool warden_env_name_valid(const char *s);

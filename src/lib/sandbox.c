@@ -3,7 +3,8 @@
 #include "sandbox.h"
 
 int warden_sandbox_start(const struct warden_plan *plan, const struct warden_process *proc,
-                         struct warden_sandbox **ret, struct warden_error **err)
+                         warden_sandbox_hook hook, void *hook_ctx, struct warden_sandbox **ret,
+                         struct warden_error **err)
 {
 	if (!proc->argv || !proc->argv[0])
 		return warden_error_set(err, EINVAL, "no command to run");
@@ -11,6 +12,8 @@ int warden_sandbox_start(const struct warden_plan *plan, const struct warden_pro
 	sb->backend = &warden_ns_backend;
 	sb->plan = plan;
 	sb->fds[0] = sb->fds[1] = sb->pty_fd = -1;
+	sb->hook = hook;
+	sb->hook_ctx = hook_ctx;
 	if (sb->backend->start(sb, proc, err) < 0) {
 		warden_sandbox_destroy(sb);
 		return -1;
@@ -28,6 +31,21 @@ int warden_sandbox_next_event(struct warden_sandbox *sb, struct warden_event *ev
 int warden_sandbox_signal(struct warden_sandbox *sb, int sig, struct warden_error **err)
 {
 	return sb->backend->signal(sb, sig, err);
+}
+
+int warden_sandbox_sample(struct warden_sandbox *sb, struct warden_sample *out)
+{
+	return sb->backend->sample(sb, out);
+}
+
+int warden_sandbox_freeze(struct warden_sandbox *sb, bool frozen, struct warden_error **err)
+{
+	return sb->backend->freeze(sb, frozen, err);
+}
+
+int warden_sandbox_kill(struct warden_sandbox *sb, struct warden_error **err)
+{
+	return sb->backend->kill(sb, err);
 }
 
 void warden_sandbox_destroy(struct warden_sandbox *sb)

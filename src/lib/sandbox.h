@@ -39,7 +39,21 @@ struct warden_event {
 	char text[512];
 };
 
+/* What the sandbox uses now, read from its cgroups; has_* false where unknowable here. */
+struct warden_sample {
+	uint64_t memory_current, memory_peak; /* bytes */
+	uint64_t cpu_usec;                    /* CPU time of all its processes */
+	uint64_t pids;                        /* processes and threads */
+	double psi_cpu, psi_memory, psi_io;   /* pressure: "some" over 10 s, percent */
+	bool has_memory, has_cpu, has_pids, has_psi;
+};
+
 struct warden_sandbox;
+
+/* Called by a backend once the sandbox's cgroups exist and before its process starts:
+ * telemetry can attach and the audit record be made durable before anything runs.
+ * Returning -1 (with *err) aborts the start. */
+typedef int (*warden_sandbox_hook)(struct warden_sandbox *sb, void *ctx, struct warden_error **err);
 
 struct warden_backend {
 	const char *name;
@@ -48,6 +62,9 @@ struct warden_backend {
 	int (*next_event)(struct warden_sandbox *sb, struct warden_event *ev,
 	                  struct warden_error **err);
 	int (*signal)(struct warden_sandbox *sb, int sig, struct warden_error **err);
+	int (*sample)(struct warden_sandbox *sb, struct warden_sample *out);
+	int (*freeze)(struct warden_sandbox *sb, bool frozen, struct warden_error **err);
+	int (*kill)(struct warden_sandbox *sb, struct warden_error **err);
 	void (*destroy)(struct warden_sandbox *sb);
 };
 
@@ -55,21 +72,32 @@ struct warden_sandbox {
 	const struct warden_backend *backend;
 	const struct warden_plan *plan; /* borrowed: must outlive the sandbox */
 	char id[17];
-	int fds[2]; /* poll both for input; then call warden_sandbox_next_event() */
-	int pty_fd; /* the terminal's master side, or -1 */
+	int fds[2];         /* poll both for input; then call warden_sandbox_next_event() */
+	int pty_fd;         /* the terminal's master side, or -1 */
+	uint64_t cgroup_id; /* its cgroup v2 group's id (telemetry keys on it), or 0 */
+	bool can_freeze;    /* a freezer is available */
 	struct strv warnings;
+	warden_sandbox_hook hook;
+	void *hook_ctx;
 	void *priv; /* the backend's state */
 };
 
 /* Create a sandbox and start proc in it. Returns once init is on its way (with a tty:
  * once the terminal exists); setup and exec failures after that arrive as events. */
 int warden_sandbox_start(const struct warden_plan *plan, const struct warden_process *proc,
-                         struct warden_sandbox **ret, struct warden_error **err);
+                         warden_sandbox_hook hook, void *hook_ctx, struct warden_sandbox **ret,
+                         struct warden_error **err);
 /* The next event, or WARDEN_EVENT_NONE; never blocks. */
 int warden_sandbox_next_event(struct warden_sandbox *sb, struct warden_event *ev,
                               struct warden_error **err);
 /* Deliver sig to the sandbox's main process (through init). SIGKILL ends the sandbox. */
 int warden_sandbox_signal(struct warden_sandbox *sb, int sig, struct warden_error **err);
+/* Read what the sandbox uses now. */
+int warden_sandbox_sample(struct warden_sandbox *sb, struct warden_sample *out);
+/* Freeze (or thaw) every process of the sandbox, through its cgroup. */
+int warden_sandbox_freeze(struct warden_sandbox *sb, bool frozen, struct warden_error **err);
+/* Kill every process of the sandbox at once (its init included). */
+int warden_sandbox_kill(struct warden_sandbox *sb, struct warden_error **err);
 /* Kill everything, reap, and remove every trace (cgroups, fds). NULL-safe. */
 void warden_sandbox_destroy(struct warden_sandbox *sb);
 

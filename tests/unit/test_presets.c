@@ -44,7 +44,11 @@ static const char default_yaml[] = "name: default\n"
                                    "    deny: []\n"
                                    "    allow: []\n"
                                    "  landlock: best_effort\n"
-                                   "  ptrace: true\n";
+                                   "  ptrace: true\n"
+                                   "telemetry:\n"
+                                   "  enabled: true\n"
+                                   "  ring_size: 256K\n"
+                                   "guardrails: []\n";
 
 /* The preset's own text, parsed the slow way. */
 static struct warden_policy *parse_preset_text(const char *name)

@@ -247,6 +247,133 @@ int ns_cgroup_attach(struct ns_cgroup *cg, pid_t pid, struct warden_error **err)
 	return 0;
 }
 
+/* ---- what the sandbox uses ----------------------------------------------------------- */
+
+static bool read_u64(const char *dir, const char *file, uint64_t *ret)
+{
+	char path[512], buf[64];
+	if (!dir)
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (read_file_at(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
+		return false;
+	char *end;
+	errno = 0;
+	*ret = strtoull(buf, &end, 10);
+	return errno == 0 && end != buf;
+}
+
+/* A "key value" line of a flat-keyed file such as cpu.stat. */
+static bool read_keyed(const char *dir, const char *file, const char *key, uint64_t *ret)
+{
+	char path[512], buf[1024];
+	if (!dir)
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (read_file_at(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
+		return false;
+	size_t klen = strlen(key);
+	for (char *line = buf; line && *line;
+	     line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+		if (!strncmp(line, key, klen) && line[klen] == ' ') {
+			*ret = strtoull(line + klen + 1, NULL, 10);
+			return true;
+		}
+	return false;
+}
+
+/* "some avg10=1.23 ..." of a pressure file. */
+static bool read_psi(const char *dir, const char *file, double *ret)
+{
+	char path[512], buf[256];
+	if (!dir)
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (read_file_at(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
+		return false;
+	const char *p = strstr(buf, "some avg10=");
+	if (!p)
+		return false;
+	*ret = strtod(p + strlen("some avg10="), NULL);
+	return true;
+}
+
+static uint64_t count_lines(const char *dir, const char *file, bool *ok)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	_cleanup_fclose_ FILE *f = dir ? fopen(path, "re") : NULL;
+	uint64_t n = 0;
+	int c;
+	*ok = f != NULL;
+	while (f && (c = fgetc(f)) != EOF)
+		n += c == '\n';
+	return n;
+}
+
+void ns_cgroup_sample(const struct ns_cgroup *cg, struct warden_sample *s)
+{
+	const char *mem = cg->mode == NS_CGROUP_V1 ? cg->v1_paths[0] : cg->v2_path;
+	const char *pids = cg->mode == NS_CGROUP_V1 ? cg->v1_paths[1] : cg->v2_path;
+	memset(s, 0, sizeof(*s));
+	if (cg->mode == NS_CGROUP_V1)
+		s->has_memory = read_u64(mem, "memory.usage_in_bytes", &s->memory_current) &&
+		                read_u64(mem, "memory.max_usage_in_bytes", &s->memory_peak);
+	else
+		s->has_memory = read_u64(mem, "memory.current", &s->memory_current) &&
+		                read_u64(mem, "memory.peak", &s->memory_peak);
+	s->has_pids = read_u64(pids, "pids.current", &s->pids);
+	if (!s->has_pids && cg->v2_path)
+		s->pids = count_lines(cg->v2_path, "cgroup.threads", &s->has_pids);
+	/* cpu.stat's usage and the pressure files exist in every v2 group, controllers or
+	 * not: the v2 group of a hybrid host has them too. */
+	s->has_cpu = read_keyed(cg->v2_path, "cpu.stat", "usage_usec", &s->cpu_usec);
+	s->has_psi = read_psi(cg->v2_path, "cpu.pressure", &s->psi_cpu) &&
+	             read_psi(cg->v2_path, "memory.pressure", &s->psi_memory) &&
+	             read_psi(cg->v2_path, "io.pressure", &s->psi_io);
+}
+
+bool ns_cgroup_can_freeze(const struct ns_cgroup *cg)
+{
+	char path[512];
+	if (!cg->v2_path)
+		return false;
+	snprintf(path, sizeof(path), "%s/cgroup.freeze", cg->v2_path);
+	return access(path, W_OK) == 0;
+}
+
+int ns_cgroup_freeze(const struct ns_cgroup *cg, bool frozen, struct warden_error **err)
+{
+	char path[512], buf[256];
+	if (!ns_cgroup_can_freeze(cg))
+		return warden_error_set(err, ENOTSUP,
+		                        "freezing: no cgroup v2 freezer for this "
+		                        "sandbox");
+	snprintf(path, sizeof(path), "%s/cgroup.freeze", cg->v2_path);
+	int r = write_file_at(AT_FDCWD, path, frozen ? "1" : "0");
+	if (r < 0)
+		return warden_error_set(err, -r, "writing %s", path);
+	/* The freezer works asynchronously: report done only when cgroup.events says so
+	 * (bounded: a task stuck in the kernel can delay it). */
+	snprintf(path, sizeof(path), "%s/cgroup.events", cg->v2_path);
+	for (int i = 0; i < 1000; i++) {
+		if (read_file_at(AT_FDCWD, path, buf, sizeof(buf)) > 0 &&
+		    strstr(buf, frozen ? "frozen 1" : "frozen 0"))
+			return 0;
+		usleep(1000);
+	}
+	return warden_error_set(err, ETIMEDOUT, "%s the sandbox", frozen ? "freezing" : "thawing");
+}
+
+int ns_cgroup_kill(const struct ns_cgroup *cg)
+{
+	char path[512];
+	if (!cg->v2_path)
+		return -ENOTSUP;
+	snprintf(path, sizeof(path), "%s/cgroup.kill", cg->v2_path);
+	return write_file_at(AT_FDCWD, path, "1");
+}
+
 int ns_cgroup_id(const char *path, uint64_t *ret_id)
 {
 	/* A cgroup v2 directory's file handle is its kernfs id, which is what

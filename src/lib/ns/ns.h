@@ -13,6 +13,7 @@
 
 #include "../error.h"
 #include "../plan.h"
+#include "../sandbox.h"
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -138,6 +139,12 @@ int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_c
 int ns_cgroup_attach(struct ns_cgroup *cg, pid_t pid, struct warden_error **err);
 /* Remove the groups; the sandbox's processes must be gone. */
 void ns_cgroup_destroy(struct ns_cgroup *cg);
+/* Read what the groups say about the sandbox now. */
+void ns_cgroup_sample(const struct ns_cgroup *cg, struct warden_sample *s);
+/* The v2 freezer (cgroup.freeze, also on the v2 tree of hybrid hosts) and cgroup.kill. */
+bool ns_cgroup_can_freeze(const struct ns_cgroup *cg);
+int ns_cgroup_freeze(const struct ns_cgroup *cg, bool frozen, struct warden_error **err);
+int ns_cgroup_kill(const struct ns_cgroup *cg);
 /* The id of a cgroup v2 directory (what BPF's bpf_get_current_cgroup_id() returns for its
  * tasks). Returns 0 or -errno. */
 int ns_cgroup_id(const char *path, uint64_t *ret_id);

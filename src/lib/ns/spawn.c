@@ -117,6 +117,13 @@ static int join_cgroups(struct warden_sandbox *sb, struct ns_state *st, struct s
 		strv_push(&sb->warnings, st->cg.warnings.v[i]);
 	if (ns_cgroup_attach(&st->cg, st->pid, err) < 0)
 		return warden_error_wrap(err, "cgroups");
+	if (st->cg.v2_path)
+		(void)ns_cgroup_id(st->cg.v2_path, &sb->cgroup_id);
+	sb->can_freeze = ns_cgroup_can_freeze(&st->cg);
+	/* Telemetry attaches and the audit record becomes durable before any process of the
+	 * sandbox exists. */
+	if (sb->hook && sb->hook(sb, sb->hook_ctx, err) < 0)
+		return -1;
 	int r = sync_send(st->sock, &m, NULL, 0);
 	if (r < 0)
 		return warden_error_set(err, -r, "starting the sandbox");
@@ -272,6 +279,31 @@ static int ns_signal(struct warden_sandbox *sb, int sig, struct warden_error **e
 	return 0;
 }
 
+static int ns_sample(struct warden_sandbox *sb, struct warden_sample *out)
+{
+	struct ns_state *st = sb->priv;
+	ns_cgroup_sample(&st->cg, out);
+	return 0;
+}
+
+static int ns_freeze(struct warden_sandbox *sb, bool frozen, struct warden_error **err)
+{
+	struct ns_state *st = sb->priv;
+	return ns_cgroup_freeze(&st->cg, frozen, err);
+}
+
+static int ns_kill(struct warden_sandbox *sb, struct warden_error **err)
+{
+	struct ns_state *st = sb->priv;
+	/* cgroup.kill also reaches frozen processes; killing init ends the pid namespace,
+	 * which holds every process of the sandbox, where there is no v2 group. */
+	if (st->reaped || ns_cgroup_kill(&st->cg) == 0)
+		return 0;
+	if (syscall(SYS_pidfd_send_signal, st->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+		return warden_error_set(err, errno, "killing the sandbox");
+	return 0;
+}
+
 static void ns_destroy(struct warden_sandbox *sb)
 {
 	struct ns_state *st = sb->priv;
@@ -297,5 +329,8 @@ const struct warden_backend warden_ns_backend = {
     .start = ns_start,
     .next_event = ns_next_event,
     .signal = ns_signal,
+    .sample = ns_sample,
+    .freeze = ns_freeze,
+    .kill = ns_kill,
     .destroy = ns_destroy,
 };

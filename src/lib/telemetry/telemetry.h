@@ -19,10 +19,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define WARDEN_TEL_NR_MAX 512  /* system call numbers counted (x86-64: < 512) */
+#define WARDEN_TEL_NR_MAX   512 /* system call numbers counted (x86-64: < 512) */
 #define WARDEN_TEL_PATH_MAX 256
-#define WARDEN_TEL_ARG_MAX 64
-#define WARDEN_TEL_ARGS 4
+#define WARDEN_TEL_ARG_MAX  64
+#define WARDEN_TEL_ARGS     4
 
 enum warden_tel_kind {
 	WARDEN_TEL_EXEC,    /* a process executed a program */
@@ -63,7 +63,7 @@ struct warden_tel_event {
 			uint8_t addr[16];
 			char path[108]; /* AF_UNIX */
 			int32_t ret;    /* connect()'s result: 0 or -errno (-EINPROGRESS counts as
-					   an attempt in flight) */
+			                   an attempt in flight) */
 		} connect;
 		struct {
 			int32_t nr;  /* system call number */
@@ -80,19 +80,33 @@ struct warden_tel_event {
 struct warden_tel_counts {
 	uint64_t syscalls[WARDEN_TEL_NR_MAX]; /* entries per system call number */
 	uint64_t refused[WARDEN_TEL_NR_MAX];  /* refusals per number (seccomp and Landlock) */
-	uint64_t forks;
-	uint64_t execs;
-	uint64_t events; /* ring buffer records produced */
+	uint64_t forks;                       /* new processes (not threads) */
+	uint64_t execs;                       /* successful execve()s */
+	uint64_t events; /* ring buffer records produced, including those dropped */
 	uint64_t drops;  /* ring buffer records lost because the ring was full */
+	/* Addition: refused[] split by layer (refused[n] is the sum over layers). */
+	uint64_t refused_layer[WARDEN_TEL_LAYER_MAX][WARDEN_TEL_NR_MAX];
 };
+
+/* Once the sandbox has stopped and its ring has been drained, the records delivered plus
+ * `drops` equal `events`, exactly. */
 
 struct warden_tel_opts {
 	uint32_t ring_bytes; /* per-sandbox ring size, a power of two >= 4096; 0: 256 KiB */
+	/* Additions, for tests and benchmarks; zero for the defaults. */
+	const char *pin_root;    /* where program sets are pinned; NULL: /sys/fs/bpf/warden */
+	bool landlock_lsm_hooks; /* count Landlock refusals at the LSM hooks' results (the
+				    fallback for kernels without landlock_log_denial) even
+				    where that function exists; a separate pinned set */
 };
 
 /* Whether BPF telemetry can run here (root, BTF, bpf() allowed, the needed hooks); when
  * not, the reasons are pushed to why_not ("bpf: Operation not permitted (not root)").
- * Probed once per process. */
+ * Probed once per process. Addition: when it can run but some sources cannot (a hook
+ * missing, Landlock disabled), it returns true and pushes one line per source that is off
+ * ("seccomp refusals off: hook missing: __secure_computing"). Cheap once the programs are
+ * loaded (it reads what the loader noted); otherwise it parses the kernel's BTF (tens of
+ * milliseconds). */
 bool warden_telemetry_available(struct strv *why_not);
 
 struct warden_telemetry;
@@ -101,20 +115,20 @@ struct warden_telemetry;
  * loading and pinning the shared programs first if no process has. Call before the
  * sandbox's first process starts, so that nothing it does is missed. */
 struct warden_telemetry *warden_telemetry_attach(uint64_t cgroup_id,
-						 const struct warden_tel_opts *opts,
-						 struct warden_error **err);
+                                                 const struct warden_tel_opts *opts,
+                                                 struct warden_error **err);
 
 /* A descriptor that is readable when events are waiting. */
 int warden_telemetry_fd(const struct warden_telemetry *t);
 
 /* Deliver every waiting event to cb, without blocking. Returns the number delivered. */
 int warden_telemetry_drain(struct warden_telemetry *t,
-			   void (*cb)(const struct warden_tel_event *ev, void *ctx), void *ctx,
-			   struct warden_error **err);
+                           void (*cb)(const struct warden_tel_event *ev, void *ctx), void *ctx,
+                           struct warden_error **err);
 
 /* Read the sandbox's counters (summed over CPUs). */
 int warden_telemetry_counts(const struct warden_telemetry *t, struct warden_tel_counts *out,
-			    struct warden_error **err);
+                            struct warden_error **err);
 
 /* Stop watching (after a last drain) and free; the shared programs stay loaded for other
  * sandboxes. NULL-safe. */

@@ -1,0 +1,786 @@
+/* supervisor.c: the host side of one sandbox (see supervisor.h).
+ *
+ * Sections: state; emitting events and audit records; the start hook (telemetry attach,
+ * the create record made durable); telemetry events and guardrails; sampling; control
+ * requests; the end of the sandbox; the public functions; control sockets.
+ */
+#define _GNU_SOURCE
+#include "supervisor.h"
+#include "events.h"
+#include "guard.h"
+#include "telemetry/telemetry.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <time.h>
+
+#define SAMPLE_GUARD_MS 50  /* threshold guardrails: evaluated this often (fire < 100 ms) */
+#define SAMPLE_EVENT_MS 1000 /* a "sample" event this often in the event stream */
+#define MAX_HITS 16
+
+enum { FD_SANDBOX_MSG, FD_SANDBOX_EXIT, FD_TELEMETRY, FD_TIMER, FD_CONTROL, FD_MAX };
+
+struct warden_supervisor {
+	const struct warden_plan *plan;
+	struct warden_supervisor_opts opts;
+	struct warden_sandbox *sb;
+	char id[17]; /* the sandbox's, kept for the records written after it is gone */
+	struct warden_telemetry *tel;
+	struct strv sources_off; /* "source: reason" */
+	struct warden_guard_engine guard;
+	int timer_fd;
+	int control_fd;
+	char *control_path;
+	uint64_t start_ns, end_ns;
+	uint64_t sample_ticks, ticks_per_event;
+	struct warden_sample last; /* the last sample (for --stats and the end event) */
+	struct warden_tel_counts counts;
+	bool have_counts;
+	uint64_t reported_drops;
+	bool frozen, ended;
+	struct warden_supervisor_result result;
+};
+
+static uint64_t now_ns(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- emitting ---------------------------------------------------------------------- */
+
+static void emit(struct warden_supervisor *sv, json_t *ev)
+{
+	if (!ev)
+		return;
+	if (sv->opts.emit) {
+		char *line = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (line)
+			sv->opts.emit(line, sv->opts.emit_ctx);
+		free(line);
+	}
+	json_decref(ev);
+}
+
+/* An audit record: the event's fields, under an "audit" kind name. Queued; the caller
+ * commits where durability is needed before going on. */
+static void audit(struct warden_supervisor *sv, const char *kind, json_t *fields)
+{
+	if (!sv->opts.audit) {
+		json_decref(fields);
+		return;
+	}
+	json_t *rec = json_pack("{s:s, s:s}", "kind", kind, "sandbox", sv->id);
+	json_object_update(rec, fields);
+	json_decref(fields);
+	_cleanup_error_ struct warden_error *e = NULL;
+	if (warden_audit_append(sv->opts.audit, rec, &e) < 0 && sv->sb)
+		strv_push_take(&sv->sb->warnings, xasprintf("audit: %s", warden_error_text(e)));
+	json_decref(rec);
+}
+
+static void audit_commit(struct warden_supervisor *sv)
+{
+	_cleanup_error_ struct warden_error *e = NULL;
+	if (sv->opts.audit && warden_audit_commit(sv->opts.audit, &e) < 0 && sv->sb)
+		strv_push_take(&sv->sb->warnings, xasprintf("audit: %s", warden_error_text(e)));
+}
+
+static char *policy_sha256(const struct warden_policy *p)
+{
+	_cleanup_free_ char *yaml = warden_policy_to_yaml(p);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	char *hex = xcalloc(1, 2 * EVP_MAX_MD_SIZE + 1);
+	if (EVP_Digest(yaml, strlen(yaml), md, &len, EVP_sha256(), NULL) != 1)
+		return hex;
+	for (unsigned i = 0; i < len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return hex;
+}
+
+static json_t *strv_json(char *const *v)
+{
+	json_t *a = json_array();
+	for (; v && *v; v++)
+		json_array_append_new(a, json_string(*v));
+	return a;
+}
+
+/* ---- start ------------------------------------------------------------------------- */
+
+struct start_ctx {
+	struct warden_supervisor *sv;
+	const struct warden_process *proc;
+};
+
+static void attach_telemetry(struct warden_supervisor *sv)
+{
+	const struct warden_policy *p = sv->plan->policy;
+	struct strv why = {0};
+	if (!p->telemetry) {
+		strv_push(&sv->sources_off, "bpf: telemetry is off (policy or --no-telemetry)");
+		return;
+	}
+	if (!sv->sb->cgroup_id) {
+		strv_push(&sv->sources_off, "bpf: the sandbox has no cgroup v2 group to key on");
+		return;
+	}
+	if (!warden_telemetry_available(&why)) {
+		for (size_t i = 0; i < why.n; i++)
+			strv_push(&sv->sources_off, why.v[i]);
+		strv_clear(&why);
+		return;
+	}
+	struct warden_tel_opts o = {.ring_bytes = (uint32_t)p->ring_bytes};
+	_cleanup_error_ struct warden_error *e = NULL;
+	sv->tel = warden_telemetry_attach(sv->sb->cgroup_id, &o, &e);
+	if (!sv->tel)
+		strv_push_take(&sv->sources_off, xasprintf("bpf: %s", warden_error_text(e)));
+}
+
+static json_t *create_fields(struct warden_supervisor *sv, const struct warden_process *proc)
+{
+	const struct warden_plan *plan = sv->plan;
+	const struct warden_policy *p = plan->policy;
+	_cleanup_free_ char *hash = policy_sha256(p);
+	json_t *vols = json_array();
+	for (size_t i = 0; i < plan->n_binds; i++)
+		if (plan->binds[i].volume)
+			json_array_append_new(vols, json_pack("{s:s, s:s, s:b}", "host",
+							      plan->binds[i].host, "path",
+							      plan->binds[i].path, "rw",
+							      plan->binds[i].rw));
+	return json_pack("{s:s, s:s, s:o, s:{s:i, s:i}, s:i, s:b, s:o, s:s, s:s*}", "policy",
+			 p->name, "policy_sha256", hash, "argv", strv_json(proc->argv), "user",
+			 "uid", (int)p->uid, "gid", (int)p->gid, "caller_uid",
+			 (int)plan->caller_uid, "rootless", plan->rootless, "volumes", vols,
+			 "network", p->net_mode == WARDEN_NET_HOST ? "host" : "none", "rootfs",
+			 p->rootfs);
+}
+
+/* Runs inside the backend's start, with the cgroups made and before any process of the
+ * sandbox: telemetry must see the very first exec, and the record saying the sandbox
+ * exists must be on disk before it runs anything. */
+static int start_hook(struct warden_sandbox *sb, void *ctx, struct warden_error **err)
+{
+	struct start_ctx *c = ctx;
+	struct warden_supervisor *sv = c->sv;
+	sv->sb = sb;
+	memcpy(sv->id, sb->id, sizeof(sv->id));
+	attach_telemetry(sv);
+	audit(sv, "sandbox.create", create_fields(sv, c->proc));
+	audit(sv, "sandbox.exec",
+	      json_pack("{s:o, s:s}", "argv", strv_json(c->proc->argv), "workdir",
+			sv->plan->workdir));
+	if (sv->opts.audit && warden_audit_commit(sv->opts.audit, err) < 0)
+		return warden_error_wrap(err, "audit");
+	return 0;
+}
+
+/* ---- telemetry events and guardrails ------------------------------------------------ */
+
+static void act(struct warden_supervisor *sv, const struct warden_guard_hit *hits, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct warden_guard_rule *r = hits[i].rule;
+		enum warden_guard_action action = r->action;
+		const char *done = "";
+		_cleanup_error_ struct warden_error *e = NULL;
+		if (action == WARDEN_GUARD_FREEZE && !sv->sb->can_freeze) {
+			/* No freezer here (rootless without a cgroup v2 group): stopping the
+			 * sandbox is the safe side of not stopping it at all. */
+			action = WARDEN_GUARD_KILL;
+			done = "no freezer here: killed instead";
+		}
+		if (action == WARDEN_GUARD_KILL) {
+			if (warden_sandbox_kill(sv->sb, &e) < 0)
+				done = warden_error_text(e);
+			else if (!sv->result.killed_by[0])
+				snprintf(sv->result.killed_by, sizeof(sv->result.killed_by), "%s",
+					 r->name);
+		} else if (action == WARDEN_GUARD_FREEZE && !sv->frozen) {
+			if (warden_sandbox_freeze(sv->sb, true, &e) < 0)
+				done = warden_error_text(e);
+			else
+				sv->frozen = true;
+		}
+		const char *action_name = warden_guard_action_names[action];
+		json_t *ev = warden_event_new(sv->sb->id, "guardrail", 0);
+		json_object_set_new(ev, "rule", json_string(r->name));
+		json_object_set_new(ev, "condition", json_string(warden_guard_cond_names[r->cond]));
+		json_object_set_new(ev, "action", json_string(action_name));
+		json_object_set_new(ev, "evidence", json_string(hits[i].evidence));
+		json_object_set_new(ev, "attention",
+				    json_boolean(r->action != WARDEN_GUARD_LOG));
+		if (*done)
+			json_object_set_new(ev, "note", json_string(done));
+		emit(sv, ev);
+		audit(sv, "guard.fire",
+		      json_pack("{s:s, s:s, s:s, s:s, s:s}", "rule", r->name, "condition",
+				warden_guard_cond_names[r->cond], "action", action_name, "evidence",
+				hits[i].evidence, "result", *done ? done : "done"));
+	}
+	if (n)
+		audit_commit(sv);
+}
+
+static void on_tel_event(const struct warden_tel_event *e, void *ctx)
+{
+	struct warden_supervisor *sv = ctx;
+	struct warden_guard_hit hits[MAX_HITS];
+	size_t n = 0;
+	emit(sv, warden_event_from_tel(sv->sb->id, e));
+	if (e->kind == WARDEN_TEL_EXEC)
+		n = warden_guard_on_exec(&sv->guard, e->exec.path, hits, MAX_HITS);
+	else if (e->kind == WARDEN_TEL_CONNECT &&
+		 (e->connect.family == AF_INET || e->connect.family == AF_INET6))
+		n = warden_guard_on_connect(&sv->guard, e->connect.family, e->connect.addr,
+					    e->connect.port, hits, MAX_HITS);
+	act(sv, hits, n);
+}
+
+static void drain_telemetry(struct warden_supervisor *sv)
+{
+	_cleanup_error_ struct warden_error *e = NULL;
+	if (!sv->tel)
+		return;
+	(void)warden_telemetry_drain(sv->tel, on_tel_event, sv, &e);
+	if (warden_telemetry_counts(sv->tel, &sv->counts, NULL) == 0) {
+		sv->have_counts = true;
+		if (sv->counts.drops > sv->reported_drops) {
+			/* Lost events are counted and said, never silently missing. */
+			json_t *ev = warden_event_new(sv->sb->id, "telemetry.drops", 0);
+			json_object_set_new(ev, "drops", json_integer((json_int_t)sv->counts.drops));
+			json_object_set_new(ev, "new", json_integer((json_int_t)(sv->counts.drops -
+										 sv->reported_drops)));
+			emit(sv, ev);
+			sv->reported_drops = sv->counts.drops;
+		}
+	}
+}
+
+/* ---- sampling ---------------------------------------------------------------------- */
+
+static uint64_t refused_total(const struct warden_tel_counts *c)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < WARDEN_TEL_NR_MAX; i++)
+		n += c->refused[i];
+	return n;
+}
+
+static json_t *sample_fields(json_t *ev, const struct warden_sample *s)
+{
+	if (s->has_memory) {
+		json_object_set_new(ev, "memory_current", json_integer((json_int_t)s->memory_current));
+		json_object_set_new(ev, "memory_peak", json_integer((json_int_t)s->memory_peak));
+	}
+	if (s->has_cpu)
+		json_object_set_new(ev, "cpu_usec", json_integer((json_int_t)s->cpu_usec));
+	if (s->has_pids)
+		json_object_set_new(ev, "pids", json_integer((json_int_t)s->pids));
+	if (s->has_psi)
+		json_object_set_new(ev, "psi_some_avg10",
+				    json_pack("{s:f, s:f, s:f}", "cpu", s->psi_cpu, "memory",
+					      s->psi_memory, "io", s->psi_io));
+	return ev;
+}
+
+static void sample(struct warden_supervisor *sv, bool tick)
+{
+	struct warden_guard_hit hits[MAX_HITS];
+	(void)warden_sandbox_sample(sv->sb, &sv->last);
+	if (sv->tel && warden_telemetry_counts(sv->tel, &sv->counts, NULL) == 0)
+		sv->have_counts = true;
+	struct warden_guard_sample g = {
+		.memory_peak = sv->last.memory_peak,
+		.has_memory = sv->last.has_memory,
+		.pids = sv->last.pids,
+		.has_pids = sv->last.has_pids,
+		.cpu_ms = sv->last.cpu_usec / 1000,
+		.has_cpu = sv->last.has_cpu,
+		.refused = refused_total(&sv->counts),
+		.has_refused = sv->have_counts,
+		.wall_ms = (now_ns(CLOCK_MONOTONIC) - sv->start_ns) / 1000000,
+	};
+	act(sv, hits, warden_guard_on_sample(&sv->guard, &g, hits, MAX_HITS));
+	if (tick && ++sv->sample_ticks % sv->ticks_per_event == 0)
+		emit(sv, sample_fields(warden_event_new(sv->sb->id, "sample", 0), &sv->last));
+}
+
+static bool has_threshold_rules(const struct warden_guards *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (g->v[i].cond >= WARDEN_GUARD_MEMORY_PEAK)
+			return true;
+	return false;
+}
+
+static int start_timer(struct warden_supervisor *sv)
+{
+	unsigned ms = has_threshold_rules(&sv->plan->policy->guardrails) ? SAMPLE_GUARD_MS
+		      : sv->opts.emit						   ? SAMPLE_EVENT_MS
+										   : 0;
+	sv->ticks_per_event = SAMPLE_EVENT_MS / (ms ? ms : SAMPLE_EVENT_MS);
+	if (!ms)
+		return 0;
+	sv->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (sv->timer_fd < 0)
+		return -errno;
+	struct itimerspec it = {.it_interval = {0, ms * 1000000L}, .it_value = {0, ms * 1000000L}};
+	return timerfd_settime(sv->timer_fd, 0, &it, NULL) < 0 ? -errno : 0;
+}
+
+/* ---- control requests -------------------------------------------------------------- */
+
+static json_t *stats_json(struct warden_supervisor *sv)
+{
+	json_t *o = sample_fields(json_pack("{s:s, s:s, s:b}", "sandbox", sv->sb->id, "policy",
+					    sv->plan->policy->name, "frozen", sv->frozen),
+				  &sv->last);
+	json_object_set_new(o, "wall_ms", json_integer((json_int_t)((now_ns(CLOCK_MONOTONIC) -
+								     sv->start_ns) /
+								    1000000)));
+	if (sv->have_counts) {
+		uint64_t total = 0;
+		for (size_t i = 0; i < WARDEN_TEL_NR_MAX; i++)
+			total += sv->counts.syscalls[i];
+		json_object_set_new(o, "syscalls", json_integer((json_int_t)total));
+		json_object_set_new(o, "refused",
+				    json_integer((json_int_t)refused_total(&sv->counts)));
+		json_object_set_new(o, "execs", json_integer((json_int_t)sv->counts.execs));
+		json_object_set_new(o, "forks", json_integer((json_int_t)sv->counts.forks));
+		json_object_set_new(o, "events", json_integer((json_int_t)sv->counts.events));
+		json_object_set_new(o, "drops", json_integer((json_int_t)sv->counts.drops));
+	}
+	return o;
+}
+
+static void control_action(struct warden_supervisor *sv, const char *op, uid_t peer,
+			   json_t *reply)
+{
+	_cleanup_error_ struct warden_error *e = NULL;
+	int r = 0;
+	if (streq(op, "freeze")) {
+		r = warden_sandbox_freeze(sv->sb, true, &e);
+		sv->frozen = r == 0 || sv->frozen;
+	} else if (streq(op, "thaw")) {
+		r = warden_sandbox_freeze(sv->sb, false, &e);
+		sv->frozen = r < 0 && sv->frozen;
+	} else {
+		r = warden_sandbox_kill(sv->sb, &e);
+	}
+	json_t *ev = warden_event_new(sv->sb->id, op, 0);
+	json_object_set_new(ev, "by", json_string("control"));
+	json_object_set_new(ev, "peer_uid", json_integer(peer));
+	if (r < 0)
+		json_object_set_new(ev, "error", json_string(warden_error_text(e)));
+	emit(sv, ev);
+	_cleanup_free_ char *kind = xasprintf("sandbox.%s", op);
+	audit(sv, kind,
+	      json_pack("{s:s, s:i, s:s}", "by", "control", "peer_uid", (int)peer, "result",
+			r < 0 ? warden_error_text(e) : "done"));
+	audit_commit(sv);
+	json_object_set_new(reply, "ok", json_boolean(r == 0));
+	if (r < 0)
+		json_object_set_new(reply, "error", json_string(warden_error_text(e)));
+}
+
+/* One request per connection: {"op": "stats"|"freeze"|"thaw"|"kill"}. Only the
+ * supervisor's own user (or root) is answered: the socket's directory is theirs, and the
+ * peer's credentials are checked again here. */
+static void handle_control(struct warden_supervisor *sv)
+{
+	int fd = accept4(sv->control_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	_cleanup_close_ int conn = fd;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	char buf[512];
+	struct timeval tv = {.tv_sec = 1};
+	setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+	    (cred.uid != 0 && cred.uid != geteuid()))
+		return;
+	ssize_t n = recv(conn, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	json_t *req = json_loads(buf, 0, NULL);
+	const char *op = req ? json_string_value(json_object_get(req, "op")) : NULL;
+	json_t *reply = json_object();
+	if (!op || !(streq(op, "stats") || streq(op, "freeze") || streq(op, "thaw") ||
+		     streq(op, "kill"))) {
+		json_object_set_new(reply, "ok", json_false());
+		json_object_set_new(reply, "error",
+				    json_string("expected {\"op\": \"stats\"|\"freeze\"|\"thaw\"|"
+						"\"kill\"}"));
+	} else if (streq(op, "stats")) {
+		json_object_set_new(reply, "ok", json_true());
+		json_object_set_new(reply, "stats", stats_json(sv));
+	} else {
+		control_action(sv, op, cred.uid, reply);
+	}
+	char *out = json_dumps(reply, JSON_COMPACT);
+	if (out)
+		(void)!send(conn, out, strlen(out), MSG_NOSIGNAL);
+	free(out);
+	json_decref(reply);
+	json_decref(req);
+}
+
+static int open_control(struct warden_supervisor *sv, struct warden_error **err)
+{
+	_cleanup_free_ char *dir = warden_control_dir(true, err);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (!dir)
+		return -1;
+	sv->control_path = xasprintf("%s/%s.sock", dir, sv->sb->id);
+	if (strlen(sv->control_path) >= sizeof(sa.sun_path))
+		return warden_error_set(err, ENAMETOOLONG, "control socket %s", sv->control_path);
+	strcpy(sa.sun_path, sv->control_path);
+	sv->control_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	mode_t old = umask(0077);
+	int r = sv->control_fd < 0 ? -1 : bind(sv->control_fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || listen(sv->control_fd, 8) < 0)
+		return warden_error_set(err, errno, "control socket %s", sv->control_path);
+	return 0;
+}
+
+/* ---- the end ----------------------------------------------------------------------- */
+
+static void finish(struct warden_supervisor *sv)
+{
+	char stats_note[64] = "";
+	sv->ended = true;
+	sv->end_ns = now_ns(CLOCK_MONOTONIC);
+	drain_telemetry(sv);
+	(void)warden_sandbox_sample(sv->sb, &sv->last);
+	const struct warden_supervisor_result *r = &sv->result;
+	json_t *ev = sample_fields(warden_event_new(sv->sb->id, "sandbox.end", 0), &sv->last);
+	json_object_set_new(ev, "wall_ms", json_integer((json_int_t)((sv->end_ns - sv->start_ns) /
+								     1000000)));
+	if (r->failed) {
+		json_object_set_new(ev, "failed", json_string(r->text));
+		json_object_set_new(ev, "errno", json_integer(r->errnum));
+	} else {
+		json_object_set_new(ev, "status", json_integer(r->code));
+	}
+	if (r->killed_by[0])
+		json_object_set_new(ev, "killed_by", json_string(r->killed_by));
+	if (r->timed_out)
+		json_object_set_new(ev, "timed_out", json_true());
+	if (sv->have_counts) {
+		json_object_set_new(ev, "execs", json_integer((json_int_t)sv->counts.execs));
+		json_object_set_new(ev, "forks", json_integer((json_int_t)sv->counts.forks));
+		json_object_set_new(ev, "refused",
+				    json_integer((json_int_t)refused_total(&sv->counts)));
+		json_object_set_new(ev, "events", json_integer((json_int_t)sv->counts.events));
+		json_object_set_new(ev, "drops", json_integer((json_int_t)sv->counts.drops));
+		snprintf(stats_note, sizeof(stats_note), "%" PRIu64, sv->counts.drops);
+	}
+	emit(sv, ev);
+	audit(sv, "sandbox.exit",
+	      json_pack("{s:i, s:b, s:s, s:s*}", "status", r->failed ? -1 : r->code, "failed",
+			r->failed, "reason",
+			r->timed_out	      ? "timeout"
+			: r->killed_by[0] ? "guardrail"
+			: r->lost	      ? "init killed"
+			: r->failed	      ? r->text
+					      : "exited",
+			"killed_by", r->killed_by[0] ? r->killed_by : NULL));
+	audit_commit(sv);
+}
+
+static void on_sandbox_event(struct warden_supervisor *sv, const struct warden_event *ev)
+{
+	struct warden_supervisor_result *r = &sv->result;
+	switch (ev->kind) {
+	case WARDEN_EVENT_FAILED:
+		r->failed = true;
+		r->exec = ev->exec;
+		r->errnum = ev->errnum;
+		snprintf(r->text, sizeof(r->text), "%s", ev->text);
+		break;
+	case WARDEN_EVENT_EXITED:
+		r->code = ev->code;
+		finish(sv);
+		break;
+	case WARDEN_EVENT_LOST:
+		r->lost = true;
+		r->code = 128 + SIGKILL;
+		snprintf(r->text, sizeof(r->text), "%s", ev->text);
+		finish(sv);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- public ------------------------------------------------------------------------ */
+
+struct warden_supervisor *warden_supervisor_start(const struct warden_plan *plan,
+						  const struct warden_process *proc,
+						  const struct warden_supervisor_opts *opts,
+						  struct warden_error **err)
+{
+	struct warden_supervisor *sv = xcalloc(1, sizeof(*sv));
+	struct start_ctx ctx = {.sv = sv, .proc = proc};
+	sv->plan = plan;
+	sv->opts = *opts;
+	sv->timer_fd = sv->control_fd = -1;
+	sv->start_ns = now_ns(CLOCK_MONOTONIC);
+	warden_guard_init(&sv->guard, &plan->policy->guardrails);
+	struct warden_sandbox *sb = NULL;
+	if (warden_sandbox_start(plan, proc, start_hook, &ctx, &sb, err) < 0) {
+		if (sv->sb == NULL) {
+			warden_supervisor_free(sv);
+			return NULL;
+		}
+		/* The hook ran (the audit knows of the sandbox): record the failure too. The
+		 * sandbox itself is already gone. */
+		sv->sb = NULL;
+		audit(sv, "sandbox.exit",
+		      json_pack("{s:i, s:b, s:s}", "status", -1, "failed", true, "reason",
+				err && *err ? warden_error_text(*err) : "start failed"));
+		audit_commit(sv);
+		warden_supervisor_free(sv);
+		return NULL;
+	}
+	sv->sb = sb;
+	json_t *start = warden_event_new(sb->id, "sandbox.start", 0);
+	json_object_set_new(start, "policy", json_string(plan->policy->name));
+	json_object_set_new(start, "argv", strv_json(proc->argv));
+	emit(sv, start);
+	json_t *sources = warden_event_new(sb->id, "telemetry.sources", 0);
+	json_object_set_new(sources, "bpf", json_boolean(sv->tel != NULL));
+	json_object_set_new(sources, "cgroup", json_boolean(sb->cgroup_id != 0 ||
+							  warden_sandbox_sample(sb, &sv->last) == 0));
+	json_object_set_new(sources, "off", strv_json(sv->sources_off.v));
+	emit(sv, sources);
+	_cleanup_error_ struct warden_error *e = NULL;
+	if (start_timer(sv) < 0)
+		strv_push(&sb->warnings, "sampling timer unavailable: threshold guardrails off");
+	if (opts->control && open_control(sv, &e) < 0)
+		strv_push_take(&sb->warnings, xasprintf("%s", warden_error_text(e)));
+	return sv;
+}
+
+struct warden_sandbox *warden_supervisor_sandbox(struct warden_supervisor *sv)
+{
+	return sv->sb;
+}
+
+size_t warden_supervisor_pollfds(struct warden_supervisor *sv, struct pollfd *fds, size_t max)
+{
+	int all[FD_MAX] = {sv->sb->fds[0], sv->sb->fds[1],
+			   sv->tel ? warden_telemetry_fd(sv->tel) : -1, sv->timer_fd,
+			   sv->control_fd};
+	size_t n = 0;
+	for (size_t i = 0; i < FD_MAX && n < max; i++)
+		fds[n++] = (struct pollfd){.fd = sv->ended ? -1 : all[i], .events = POLLIN};
+	return n;
+}
+
+int warden_supervisor_dispatch(struct warden_supervisor *sv, struct warden_error **err)
+{
+	uint64_t ticks;
+	if (sv->ended)
+		return 1;
+	if (sv->tel)
+		drain_telemetry(sv);
+	if (sv->timer_fd >= 0 && read(sv->timer_fd, &ticks, sizeof(ticks)) == sizeof(ticks))
+		sample(sv, true);
+	if (sv->control_fd >= 0)
+		handle_control(sv);
+	for (;;) {
+		struct warden_event ev;
+		if (warden_sandbox_next_event(sv->sb, &ev, err) < 0)
+			return -1;
+		if (ev.kind == WARDEN_EVENT_NONE)
+			break;
+		on_sandbox_event(sv, &ev);
+		if (sv->ended)
+			return 1;
+	}
+	return 0;
+}
+
+int warden_supervisor_signal(struct warden_supervisor *sv, int sig, struct warden_error **err)
+{
+	return warden_sandbox_signal(sv->sb, sig, err);
+}
+
+int warden_supervisor_timeout(struct warden_supervisor *sv, struct warden_error **err)
+{
+	sv->result.timed_out = true;
+	sv->result.code = 124;
+	json_t *ev = warden_event_new(sv->sb->id, "kill", 0);
+	json_object_set_new(ev, "by", json_string("timeout"));
+	emit(sv, ev);
+	audit(sv, "sandbox.kill", json_pack("{s:s}", "by", "timeout"));
+	if (warden_sandbox_kill(sv->sb, err) < 0)
+		return -1;
+	return 0;
+}
+
+const struct warden_supervisor_result *warden_supervisor_result(const struct warden_supervisor *sv)
+{
+	return &sv->result;
+}
+
+static int cmp_count(const void *a, const void *b, void *ctx)
+{
+	const uint64_t *c = ctx;
+	uint64_t x = c[*(const int *)a], y = c[*(const int *)b];
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void top_list(char **out, const uint64_t *counts, size_t max)
+{
+	int idx[WARDEN_TEL_NR_MAX];
+	for (int i = 0; i < WARDEN_TEL_NR_MAX; i++)
+		idx[i] = i;
+	qsort_r(idx, WARDEN_TEL_NR_MAX, sizeof(int), cmp_count, (void *)counts);
+	for (size_t i = 0; i < max && counts[idx[i]]; i++) {
+		_cleanup_free_ char *name = warden_syscall_name(idx[i]);
+		char *next = xasprintf("%s%s%s %" PRIu64, *out, i ? ", " : "", name, counts[idx[i]]);
+		free(*out);
+		*out = next;
+	}
+}
+
+char *warden_supervisor_stats(struct warden_supervisor *sv)
+{
+	const struct warden_sample *s = &sv->last;
+	uint64_t end = sv->end_ns ? sv->end_ns : now_ns(CLOCK_MONOTONIC);
+	char peak[32] = "unknown", cpu[32] = "unknown";
+	if (s->has_memory)
+		snprintf(peak, sizeof(peak), "%.1f MiB", (double)s->memory_peak / (1 << 20));
+	if (s->has_cpu)
+		snprintf(cpu, sizeof(cpu), "%.3f s", (double)s->cpu_usec / 1e6);
+	char *out = xasprintf("sandbox %s: %.3f s wall, %s CPU, peak memory %s\n", sv->sb->id,
+			      (double)(end - sv->start_ns) / 1e9, cpu, peak);
+	if (!sv->have_counts) {
+		char *next = xasprintf("%s  system calls, refusals, execs: not observed (%s)\n", out,
+				       sv->sources_off.n ? sv->sources_off.v[0] : "no telemetry");
+		free(out);
+		return next;
+	}
+	uint64_t total = 0;
+	for (size_t i = 0; i < WARDEN_TEL_NR_MAX; i++)
+		total += sv->counts.syscalls[i];
+	_cleanup_free_ char *top = xstrdup(""), *refused = xstrdup("");
+	top_list(&top, sv->counts.syscalls, 8);
+	top_list(&refused, sv->counts.refused, 8);
+	char *next = xasprintf("%s  system calls: %" PRIu64 " (%s)\n  refused: %" PRIu64
+			       "%s%s%s\n  execs: %" PRIu64 ", forks: %" PRIu64
+			       "\n  telemetry events: %" PRIu64 ", lost: %" PRIu64 "\n",
+			       out, total, top, refused_total(&sv->counts), *refused ? " (" : "",
+			       refused, *refused ? ")" : "", sv->counts.execs, sv->counts.forks,
+			       sv->counts.events, sv->counts.drops);
+	free(out);
+	return next;
+}
+
+void warden_supervisor_free(struct warden_supervisor *sv)
+{
+	if (!sv)
+		return;
+	if (sv->sb && !sv->ended && !sv->result.failed)
+		finish(sv);
+	warden_telemetry_detach(sv->tel);
+	sv->tel = NULL;
+	if (sv->sb) {
+		warden_sandbox_destroy(sv->sb);
+		sv->sb = NULL;
+		audit(sv, "sandbox.destroy", json_object());
+		audit_commit(sv);
+	}
+	if (sv->control_fd >= 0)
+		close(sv->control_fd);
+	if (sv->control_path)
+		unlink(sv->control_path);
+	free(sv->control_path);
+	if (sv->timer_fd >= 0)
+		close(sv->timer_fd);
+	warden_guard_free(&sv->guard);
+	strv_clear(&sv->sources_off);
+	free(sv);
+}
+
+/* ---- control sockets --------------------------------------------------------------- */
+
+char *warden_control_dir(bool create, struct warden_error **err)
+{
+	char *dir;
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	if (geteuid() == 0)
+		dir = xstrdup("/run/warden/sandboxes");
+	else if (xdg && *xdg == '/')
+		dir = xasprintf("%s/warden/sandboxes", xdg);
+	else
+		dir = xasprintf("/tmp/warden-%u/sandboxes", (unsigned)geteuid());
+	if (!create)
+		return dir;
+	/* Each level private to its user (0700): only they reach the sockets. */
+	for (char *p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			warden_error_set(err, errno, "creating %s", dir);
+			free(dir);
+			return NULL;
+		}
+		*p = '/';
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		warden_error_set(err, errno, "creating %s", dir);
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
+char *warden_control_request(const char *sandbox_id, const char *op, struct warden_error **err)
+{
+	_cleanup_free_ char *dir = warden_control_dir(false, err);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	for (const char *c = sandbox_id; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) {
+			warden_error_set(err, 0, "\"%s\" is not a sandbox id", sandbox_id);
+			return NULL;
+		}
+	_cleanup_free_ char *path = xasprintf("%s/%s.sock", dir, sandbox_id);
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		warden_error_set(err, ENAMETOOLONG, "%s", path);
+		return NULL;
+	}
+	strcpy(sa.sun_path, path);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		warden_error_set(err, 0, "no running sandbox %s%s", sandbox_id,
+				 errno == ENOENT ? "" : " (its supervisor does not answer)");
+		return NULL;
+	}
+	_cleanup_free_ char *req = xasprintf("{\"op\":\"%s\"}", op);
+	char buf[8192];
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ssize_t n;
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0 || (n = recv(fd, buf, sizeof(buf) - 1, 0)) <= 0) {
+		warden_error_set(err, errno ? errno : EPIPE, "sandbox %s", sandbox_id);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return xstrdup(buf);
+}
