@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """warden's benchmarks against bubblewrap, runc and firejail, measured in one run.
 
-usage: bench/run.py [--build DIR] [--quick] [--audit-only] [--seed S] [--out FILE]
+usage: bench/run.py [--build DIR] [--quick] [--audit-only] [--telemetry-only]
+       [--seed S] [--out FILE]
        (--help: the rest)
 
 What it measures (docs/benchmarks.md says why and how to read the results):
@@ -14,6 +15,12 @@ What it measures (docs/benchmarks.md says why and how to read the results):
   audit log    records appended per second to the audit log (bench/audit_bench.c, linked
                with libwarden): in groups per commit, and one commit (fdatasync) each;
                verification speed. --audit-only measures just this.
+  telemetry    the eBPF telemetry's overhead on a syscall-heavy Python loop, a C loop and
+               `make -j2` of a generated 200-file C project, watched vs not watched (the
+               same kind of fresh cgroup, build/tests/telwatch); its cost to processes
+               outside any watched group; the exec and connect rates one watched group
+               reaches and whether any event was lost; attach and first-load costs.
+               --telemetry-only measures just this.
 
 The contenders are interleaved in rounds, in a shuffled order each round, so that the
 machine's drift (other load, frequency, caches) hits all of them alike. Only Debian's
@@ -43,6 +50,7 @@ TARGETS = {
     "supervisor_vmhwm_kib": 4096,
     "slowdown_pct": 5.0,
     "audit_records_per_s": 20000.0,
+    "telemetry_overhead_pct": 3.0,
 }
 
 # ---- statistics -------------------------------------------------------------------------
@@ -286,6 +294,10 @@ def contenders(warden, warden_dyn, bench_dir, runc_root):
                    "--net", "--uts", "--cgroup", "--fork", "/bin/true"], 20,
                   "util-linux unshare: the same seven namespaces and nothing else (no "
                   "mounts, no seccomp, no Landlock, no cgroup): the floor"),
+        Contender("warden_notel", "ref: warden --no-telemetry", [warden, "run",
+                  "--no-telemetry", "--", "/bin/true"], 20,
+                  "the default policy without eBPF telemetry and cgroup sampling (the audit "
+                  "records are still written): shows what watching costs at start"),
         Contender("warden_hostnet", "ref: warden --network host", [warden, "run", "--network",
                   "host", "--", "/bin/true"], 20,
                   "the default policy but sharing the host's network namespace: shows the "
@@ -380,10 +392,12 @@ class Looper:
     """A workload process that runs one chunk of its loop per line on its stdin and
     answers with that chunk's timing (sysloop -c, or PY_STAT_LOOP)."""
 
-    def __init__(self, argv):
+    def __init__(self, argv, cpu=None):
         self.argv = argv
+        pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, bufsize=1)
+                                  stderr=subprocess.PIPE, text=True, bufsize=1,
+                                  preexec_fn=pin)
 
     def chunk(self):
         self.p.stdin.write("go\n")
@@ -404,11 +418,14 @@ class Looper:
 def lockstep(argvs, chunks, rng):
     """Start one Looper per argv and have them take turns, in a shuffled order each turn,
     for chunks + 1 turns; the first turn is a warm-up and is dropped. Returns
-    {name: [chunk result, ...]}."""
+    {name: [chunk result, ...]}. All of them are pinned to the same CPU (sandboxes keep
+    the affinity they start with): CPUs of a virtual machine can differ by tens of per
+    cent in the same loop, which would otherwise decide the comparison."""
     procs = {}
+    cpu = max(os.sched_getaffinity(0))
     try:
         for name, argv in argvs.items():
-            procs[name] = Looper(argv)
+            procs[name] = Looper(argv, cpu)
         runs = {name: [] for name in argvs}
         for i in range(chunks + 1):
             order = list(argvs)
@@ -594,6 +611,414 @@ def audit_report(a):
         f"  {label:<36} {rate:>9.0f} records/s{extra}" for label, rate, extra in rows]
 
 
+# ---- eBPF telemetry ----------------------------------------------------------------------
+
+
+def telproj(bench_dir, files=200):
+    """A generated C project: `files` small C files and a main, each compiled with -O2, and a
+    Makefile that links them (bench_dir/telproj, made once)."""
+    d = os.path.join(bench_dir, "telproj")
+    if os.path.exists(os.path.join(d, "Makefile")):
+        return d
+    os.makedirs(d, exist_ok=True)
+    for i in range(files):
+        with open(os.path.join(d, f"f{i:03d}.c"), "w") as f:
+            f.write("#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n"
+                    f"int f{i}(int n)\n{{\n\tchar b[64];\n\tint s = 0;\n"
+                    f"\tfor (int k = 0; k < n; k++) {{\n"
+                    f"\t\tsnprintf(b, sizeof(b), \"%d-%s\", k * {i + 1}, \"x\");\n"
+                    "\t\ts += (int)strlen(b) + atoi(b);\n\t}\n\treturn s;\n}\n")
+    with open(os.path.join(d, "main.c"), "w") as f:
+        f.write("".join(f"int f{i}(int);\n" for i in range(files)))
+        f.write("int main(void)\n{\n\tint s = 0;\n" +
+                "".join(f"\ts += f{i}(3);\n" for i in range(files)) + "\treturn s == 0;\n}\n")
+    with open(os.path.join(d, "Makefile"), "w") as f:
+        f.write("OBJS = $(patsubst %.c,%.o,$(wildcard *.c))\n"
+                "prog: $(OBJS)\n\t$(CC) -o $@ $(OBJS)\n"
+                "%.o: %.c\n\t$(CC) -O2 -Wall -c $< -o $@\n")
+    return d
+
+
+def telwatch_argv(telwatch, watched, extra=()):
+    return [telwatch, "--quiet"] + ([] if watched else ["--no-watch"]) + list(extra)
+
+
+def tel_counts(telwatch, watched, argv, bench_dir, extra=()):
+    """Run argv under telwatch (watched or not, a fresh group either way); its last JSON
+    line: the counters, the command's wall-clock and CPU time."""
+    out = os.path.join(bench_dir, "telwatch-out.json")
+    r = subprocess.run(telwatch_argv(telwatch, watched, extra) + ["--out", out, "--"] + argv,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True, timeout=900)
+    if r.returncode != 0:
+        raise RuntimeError(f"telwatch {argv}: {r.stderr.strip()}")
+    with open(out) as f:
+        lines = [json.loads(line) for line in f]
+    return lines[-1]
+
+
+def tel_work(telwatch, args, bench_dir, extra=()):
+    """A telwatch workload, watched, with its events drained: (its report, the counters)."""
+    r = subprocess.run([telwatch, "--quiet"] + list(extra) + ["--", telwatch, "work"] +
+                       [str(a) for a in args], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"telwatch work {args}: {r.stderr.strip()}")
+    lines = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    return (next(x for x in lines if x["type"] == "work"),
+            next(x for x in lines if x["type"] == "counts"))
+
+
+def make_rounds(telwatch, proj, bench_dir, rounds, rng, progress):
+    """`make -j2 -B` (everything rebuilt) watched and not, in a shuffled order each round."""
+    runs = {True: [], False: []}
+    argv = ["make", "-s", "-C", proj, "-j2", "-B"]
+    tel_counts(telwatch, False, argv, bench_dir)  # warm the page cache
+    for i in range(rounds):
+        order = [True, False]
+        rng.shuffle(order)
+        for watched in order:
+            runs[watched].append(tel_counts(telwatch, watched, argv, bench_dir))
+        progress(f"telemetry: make round {i + 1}/{rounds}")
+    out = {"description": f"make -j2 -B of {proj} (200 files + main, gcc -O2), {rounds} rounds",
+           "records_per_build": statistics.median(x["events"] for x in runs[True]),
+           "drops": sum(x["drops"] for x in runs[True])}
+    for clock, field in (("cpu", "cpu_s"), ("wall", "wall_s")):
+        out[clock] = compare([x[field] for x in runs[True]], [x[field] for x in runs[False]])
+    return out
+
+
+def with_extra_set(telwatch, sysloop, chunks, iterations, rng, progress):
+    """What the programs cost a process outside every watched group: an unwatched loop in
+    lock-step chunks, with one more set of the programs loaded (a private pin root) and
+    without. Other sets stay loaded throughout; this is the cost of one."""
+    root = "/sys/fs/bpf/warden-bench"
+    loop = Looper([sysloop, "-c", str(iterations)])
+    runs = {"loaded": [], "unloaded": []}
+    try:
+        for i in range(chunks + 1):
+            order = ["loaded", "unloaded"]
+            rng.shuffle(order)
+            for state in order:
+                if state == "loaded":
+                    subprocess.run([telwatch, "--pin-root", root, "bench-attach", "1"],
+                                   stdout=subprocess.DEVNULL, check=True)
+                else:
+                    shutil.rmtree(root, ignore_errors=True)
+                r = loop.chunk()
+                if i > 0:
+                    runs[state].append(r)
+    finally:
+        loop.close()
+        shutil.rmtree(root, ignore_errors=True)
+    progress("telemetry: unwatched processes done")
+    return {"description": f"unwatched: {chunks} x {iterations} x (open+read+close, stat, "
+                           "getppid), one more program set loaded vs not",
+            "cpu": compare([x["cpu_seconds"] for x in runs["loaded"]],
+                           [x["cpu_seconds"] for x in runs["unloaded"]]),
+            "wall": compare([x["seconds"] for x in runs["loaded"]],
+                            [x["seconds"] for x in runs["unloaded"]])}
+
+
+def attach_costs(telwatch, fresh, repeated, loads):
+    """Attach (and detach) with the programs already loaded, each in a fresh process and
+    many in one process; and the first attach of a host, which loads and pins them (a fresh
+    private pin root each time)."""
+    def bench(extra, n):
+        r = subprocess.run([telwatch] + extra + ["bench-attach", str(n)], capture_output=True,
+                           text=True, check=True)
+        return json.loads(r.stdout)
+    first = [bench([], 1)["attach_ns"][0] / 1e6 for _ in range(fresh)]
+    again = bench([], repeated)
+    out = {"fresh_process_ms": summary(first),
+           "same_process_ms": summary([x / 1e6 for x in again["attach_ns"]]),
+           "detach_ms": summary([x / 1e6 for x in again["detach_ns"]]), "first_load_ms": []}
+    for i in range(loads):
+        root = f"/sys/fs/bpf/warden-bench-load-{i}"
+        shutil.rmtree(root, ignore_errors=True)
+        try:
+            out["first_load_ms"].append(bench(["--pin-root", root], 1)["attach_ns"][0] / 1e6)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    out["first_load_ms"] = summary(out["first_load_ms"])
+    return out
+
+
+def measure_telemetry(build, bench_dir, chunks, py_chunk, c_chunk, make_rounds_n, rng,
+                      progress):
+    telwatch = os.path.join(build, "tests", "telwatch")
+    if not os.access(telwatch, os.X_OK):
+        return {"unavailable": f"{telwatch} is missing: run `make build` first"}
+    r = subprocess.run([telwatch, "available"], capture_output=True, text=True)
+    avail = json.loads(r.stdout) if r.returncode == 0 else {"available": False,
+                                                            "why_not": [r.stderr.strip()]}
+    if not avail["available"]:
+        return {"unavailable": "; ".join(avail["why_not"])}
+    sysloop = os.path.join(bench_dir, "sysloop")
+    out = {"sources_off": avail["why_not"], "lockstep": {}}
+    loops = {
+        "python_stat": (f"python3: {chunks} x {py_chunk} x os.stat('/usr/lib/os-release')",
+                        ["/usr/bin/python3", "-c", PY_STAT_LOOP, str(py_chunk)]),
+        "c_syscalls": (f"{chunks} x {c_chunk} x (open+read+close, stat, getppid)",
+                       [sysloop, "-c", str(c_chunk)]),
+    }
+    for name, (desc, argv) in loops.items():
+        runs = lockstep({"on": telwatch_argv(telwatch, True, ["--out", os.devnull, "--"]) + argv,
+                         "off": telwatch_argv(telwatch, False, ["--out", os.devnull, "--"]) +
+                         argv}, chunks, rng)
+        entry = {"description": desc + ", watched vs not"}
+        for clock, field in (("cpu", "cpu_seconds"), ("wall", "seconds")):
+            entry[clock] = compare([x[field] for x in runs["on"]], [x[field] for x in runs["off"]])
+        out["lockstep"][name] = entry
+        progress(f"telemetry: {name} done")
+    out["make"] = make_rounds(telwatch, telproj(bench_dir), bench_dir, make_rounds_n, rng,
+                              progress)
+    out["unwatched"] = with_extra_set(telwatch, sysloop, max(chunks // 2, 3), c_chunk, rng,
+                                      progress)
+    exe = ["/bin/busybox", "true"] if os.access("/bin/busybox", os.X_OK) else ["/bin/true"]
+    for name, args in (("exec_storm", ["exec-storm", 3, 2] + exe),
+                       ("connect_storm", ["connect-storm", 3, 2])):
+        w, c = tel_work(telwatch, args, bench_dir)
+        out[name] = {"argv": args, "rate_per_s": w["rate"], "seconds": w["seconds"],
+                     "done": w.get("execs", w.get("connects")), "records": c["events"],
+                     "delivered": c["delivered"], "drops": c["drops"]}
+        progress(f"telemetry: {name} done")
+    out["attach"] = attach_costs(telwatch, 20, 50, 3)
+    progress("telemetry: attach costs done")
+    return out
+
+
+def comparison_lines(e):
+    """A workload's description, and a line per clock: medians, ratio, paired ratios."""
+    out = [f"  {e['description']}"]
+    for clock in ("cpu", "wall"):
+        c = e[clock]
+        out.append(f"    {clock:<4} median {c['median_inside_s']:.3f} vs "
+                   f"{c['median_outside_s']:.3f} s  ratio {c['ratio']:.3f} "
+                   f"({c['slowdown_pct']:+.1f}%), median of paired ratios "
+                   f"{c['median_paired_ratio']:.3f}")
+    return out
+
+
+def telemetry_report(t):
+    if "unavailable" in t:
+        return ["eBPF telemetry: unavailable: " + t["unavailable"]]
+    out = ["eBPF telemetry, watched vs not watched (a fresh cgroup v2 group either way)"]
+    for name, e in list(t["lockstep"].items()) + [("make", t["make"]),
+                                                   ("unwatched", t["unwatched"])]:
+        out += comparison_lines(e)
+    for name in ("exec_storm", "connect_storm"):
+        e = t[name]
+        out.append(f"  {name.replace('_', ' ')}: {e['rate_per_s']:.0f}/s for {e['seconds']:.1f} s, "
+                   f"{e['records']} records, {e['delivered']} delivered, {e['drops']} dropped")
+    a = t["attach"]
+    out.append(f"  attach, programs loaded: fresh process median "
+               f"{a['fresh_process_ms']['median']:.2f} ms (p90 {a['fresh_process_ms']['p90']:.2f}),"
+               f" same process median {a['same_process_ms']['median']:.2f} ms; detach median "
+               f"{a['detach_ms']['median']:.2f} ms; first load + attach median "
+               f"{a['first_load_ms']['median']:.1f} ms")
+    if t["sources_off"]:
+        out.append("  sources off here: " + "; ".join(t["sources_off"]))
+    return out
+
+
+# ---- telemetry in a sandbox ---------------------------------------------------------------
+
+def run_rusage(argv, timeout=900):
+    """Run argv; (exit status, wall seconds, CPU seconds of it and every descendant it
+    waited for: for warden run, the supervisor, init and the whole sandbox)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    err = p.stderr.read().decode(errors="replace")
+    p.stderr.close()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"{argv}: exit {p.returncode}: {err.strip()}")
+    return wall, ru.ru_utime + ru.ru_stime
+
+
+def read_events(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def ts_s(ts):
+    """An event's RFC 3339 timestamp as seconds since the epoch (float)."""
+    d = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return d.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def sandbox_make(warden, proj, bench_dir, rounds, rng, progress):
+    """`make -j2 -B` of the generated project inside a sandbox, telemetry on and off, in a
+    shuffled order each round; CPU time is the whole sandbox's plus the supervisor's."""
+    base = [warden, "run", "-q", "-v", f"{proj}:/proj:rw", "-w", "/proj"]
+    cmd = ["--", "make", "-s", "-j2", "-B"]
+    runs = {True: [], False: []}
+    run_rusage(base + ["--no-telemetry"] + cmd)  # warm the page cache
+    for i in range(rounds):
+        order = [True, False]
+        rng.shuffle(order)
+        for on in order:
+            runs[on].append(run_rusage(base + ([] if on else ["--no-telemetry"]) + cmd))
+        progress(f"sandbox telemetry: make round {i + 1}/{rounds}")
+    out = {"description": f"warden run -- make -j2 -B (200 files + main, gcc -O2), {rounds} "
+                          "rounds, telemetry on vs --no-telemetry"}
+    for clock, k in (("cpu", 1), ("wall", 0)):
+        out[clock] = compare([x[k] for x in runs[True]], [x[k] for x in runs[False]])
+    return out
+
+
+def sandbox_storm(warden, telwatch, bench_dir, kind, seconds, workers):
+    """The highest exec or connect rate this machine reaches from inside one sandbox, with
+    the events stream written to a file: what the kernel produced, what arrived, what was
+    lost (the stream's own account, checked against the events counted in the file)."""
+    events = os.path.join(bench_dir, f"storm-{kind}.jsonl")
+    if os.path.exists(events):
+        os.unlink(events)  # --events appends
+    tdir = os.path.dirname(telwatch)
+    extra = ["/bin/true"] if kind == "exec-storm" else []
+    # The connect storm serves itself on the sandbox's loopback.
+    pol = os.path.join(bench_dir, "storm.yaml")
+    with open(pol, "w") as f:
+        f.write("name: storm\nnetwork: {tcp_bind: any, tcp_connect: any}\n")
+    r = subprocess.run([warden, "run", "-q", "--policy", pol, "--events", events, "-v",
+                        f"{tdir}:/t:ro", "--",
+                        "/t/telwatch", "work", kind, str(seconds), str(workers)] + extra,
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"{kind} in a sandbox: exit {r.returncode}: {r.stderr.strip()}")
+    work = next(json.loads(x) for x in r.stdout.splitlines() if x.startswith("{"))
+    evs = read_events(events)
+    end = evs[-1]
+    want = "exec" if kind == "exec-storm" else "connect"
+    kernel_kinds = ("exec", "exit", "connect", "refused", "oom")
+    return {"argv": [kind, seconds, workers] + extra, "rate_per_s": work["rate"],
+            "done": work.get("execs", work.get("connects")),
+            f"{want}_events": sum(1 for e in evs if e["kind"] == want),
+            "kernel_events_in_stream": sum(1 for e in evs if e["kind"] in kernel_kinds),
+            "events": end.get("events"), "drops": end.get("drops")}
+
+
+def guard_latency(warden, bench_dir, runs, progress):
+    """How soon a rule acts after its trigger, end to end through warden run: an exec
+    denylist (the kernel's exec event to the guardrail event) and a memory threshold (the
+    moment just before the workload allocates past it, stamped by the workload, to the
+    guardrail event). Both rules kill."""
+    pol = os.path.join(bench_dir, "guard-latency.yaml")
+    with open(pol, "w") as f:
+        f.write("name: guard-latency\nguardrails:\n"
+                "  - {name: no-sleep, when: {exec: [sleep]}, action: kill}\n"
+                "  - {name: memory, when: {memory_peak_above: 64M}, action: kill}\n")
+    # About 60 MiB in all (python itself is about 6), the moment stamped, then 16 MiB more:
+    # the stamp is taken a few MiB of page faults before the crossing, so the figure is
+    # an upper bound.
+    alloc = ("import time\na = bytearray(54 << 20)\nprint(time.time(), flush=True)\n"
+             "b = bytearray(16 << 20)\ntime.sleep(10)\n")
+    cases = {"exec": ["/bin/sh", "-c", "/bin/sleep 10"],
+             "memory": ["/usr/bin/python3", "-c", alloc]}
+    out = {}
+    for name, cmd in cases.items():
+        lat, kill = [], []
+        for _ in range(runs):
+            events = os.path.join(bench_dir, f"guard-{name}.jsonl")
+            if os.path.exists(events):
+                os.unlink(events)
+            r = subprocess.run([warden, "run", "-q", "--policy", pol, "--events", events, "--"]
+                               + cmd, capture_output=True, text=True, timeout=60)
+            evs = read_events(events)
+            hit = next((e for e in evs if e["kind"] == "guardrail"), None)
+            if r.returncode != 137 or hit is None:
+                raise RuntimeError(f"guardrail {name}: exit {r.returncode}, no guardrail "
+                                   f"event: {r.stderr.strip()}")
+            if name == "exec":
+                trig = ts_s(next(e for e in evs if e["kind"] == "exec" and
+                                 e["path"].endswith("/sleep"))["ts"])
+            else:
+                trig = float(r.stdout.split()[0])
+            lat.append((ts_s(hit["ts"]) - trig) * 1e3)
+            kill.append((ts_s(evs[-1]["ts"]) - ts_s(hit["ts"])) * 1e3)
+        out[name] = {"trigger_to_action_ms": summary(lat), "action_to_end_ms": summary(kill)}
+        progress(f"guardrail latency: {name} done")
+    return out
+
+
+def measure_sandbox_telemetry(warden, build, bench_dir, chunks, py_chunk, c_chunk,
+                              make_rounds_n, rng, progress):
+    """Telemetry as users get it: the same sandbox (default policy) with telemetry on and
+    with --no-telemetry, each loop as two long-lived sandboxes taking turns."""
+    r = subprocess.run([warden, "run", "-q", "--events", "-", "--", "/bin/true"],
+                       capture_output=True, text=True)
+    src = next((json.loads(x) for x in r.stderr.splitlines()
+                if '"telemetry.sources"' in x), None)
+    if src is None or not src.get("bpf"):
+        return {"unavailable": "eBPF telemetry is off here: " +
+                               "; ".join((src or {}).get("off", [r.stderr.strip()]))}
+    sysloop = os.path.join(bench_dir, "sysloop")
+    out = {"lockstep": {}}
+    loops = {
+        "python_stat": (f"python3: {chunks} x {py_chunk} x os.stat('/usr/lib/os-release')",
+                        ["--", "/usr/bin/python3", "-c", PY_STAT_LOOP, str(py_chunk)]),
+        "c_syscalls": (f"{chunks} x {c_chunk} x (open+read+close, stat, getppid)",
+                       ["-v", f"{bench_dir}:/bench:ro", "--", "/bench/sysloop", "-c",
+                        str(c_chunk)]),
+    }
+    for name, (desc, tail) in loops.items():
+        runs = lockstep({"on": [warden, "run", "-q"] + tail,
+                         "off": [warden, "run", "-q", "--no-telemetry"] + tail}, chunks, rng)
+        entry = {"description": desc + ", in a sandbox, telemetry on vs --no-telemetry"}
+        for clock, field in (("cpu", "cpu_seconds"), ("wall", "seconds")):
+            entry[clock] = compare([x[field] for x in runs["on"]], [x[field] for x in runs["off"]])
+        out["lockstep"][name] = entry
+        progress(f"sandbox telemetry: {name} done")
+    out["make"] = sandbox_make(warden, telproj(bench_dir), bench_dir, make_rounds_n, rng,
+                               progress)
+    telwatch = os.path.join(build, "tests", "telwatch")
+    for name, kind in (("exec_storm", "exec-storm"), ("connect_storm", "connect-storm")):
+        out[name] = sandbox_storm(warden, telwatch, bench_dir, kind, 3, 2)
+        progress(f"sandbox telemetry: {name} done")
+    out["guardrail_latency"] = guard_latency(warden, bench_dir, 10, progress)
+    return out
+
+
+def sandbox_telemetry_targets(t):
+    targets = {}
+    if "unavailable" in t:
+        return targets
+    for name, e in list(t["lockstep"].items()) + [("make", t["make"])]:
+        pct = e["cpu"]["slowdown_pct"]
+        targets[f"telemetry_{name}_cpu"] = {"value": pct,
+                                            "target": f"<= {TARGETS['telemetry_overhead_pct']}%",
+                                            "met": pct <= TARGETS["telemetry_overhead_pct"]}
+    for name in ("exec_storm", "connect_storm"):
+        targets[f"{name}_drops"] = {"value": t[name]["drops"], "target": "0",
+                                    "met": t[name]["drops"] == 0}
+    for name, g in t["guardrail_latency"].items():
+        v = g["trigger_to_action_ms"]["max"]
+        targets[f"guardrail_{name}_max_ms"] = {"value": v, "target": "<= 100",
+                                               "met": v <= 100}
+    return targets
+
+
+def sandbox_telemetry_report(t):
+    if "unavailable" in t:
+        return ["telemetry in a sandbox: unavailable: " + t["unavailable"]]
+    out = ["Telemetry in a sandbox (default policy): on vs --no-telemetry"]
+    for name, e in list(t["lockstep"].items()) + [("make", t["make"])]:
+        out += comparison_lines(e)
+    for name in ("exec_storm", "connect_storm"):
+        e = t[name]
+        out.append(f"  {name.replace('_', ' ')} in one sandbox: {e['rate_per_s']:.0f}/s, "
+                   f"{e['done']} done; kernel events {e['events']}, in the stream "
+                   f"{e['kernel_events_in_stream']}, dropped {e['drops']}")
+    for name, g in t["guardrail_latency"].items():
+        a, k = g["trigger_to_action_ms"], g["action_to_end_ms"]
+        out.append(f"  guardrail ({name}): trigger to action median {a['median']:.1f} ms, "
+                   f"max {a['max']:.1f} ms; action to sandbox end median {k['median']:.1f} ms")
+    return out
+
+
 # ---- report -----------------------------------------------------------------------------
 
 
@@ -602,7 +1027,7 @@ def verdict(ok):
 
 
 def build_results(args, info, cs, memory, slowdown, breakdown, audit, started, elapsed,
-                  load0):
+                  load0, telemetry, sandbox_tel):
     cold = {}
     for c in cs:
         entry = {"label": c.label, "argv": c.argv, "note": c.note}
@@ -655,6 +1080,7 @@ def build_results(args, info, cs, memory, slowdown, breakdown, audit, started, e
         targets["audit_records_per_s"] = {"value": rate,
                                           "target": f">= {TARGETS['audit_records_per_s']:.0f}",
                                           "met": rate >= TARGETS["audit_records_per_s"]}
+    targets.update(sandbox_telemetry_targets(sandbox_tel))
     for k in memory:
         memory[k]["vmhwm_kib_median"] = statistics.median(memory[k]["vmhwm_kib"])
         memory[k]["vmhwm_kib_max"] = max(memory[k]["vmhwm_kib"])
@@ -668,7 +1094,9 @@ def build_results(args, info, cs, memory, slowdown, breakdown, audit, started, e
                        "audit_runs": args.audit_runs, "seed": args.seed},
         "machine": info, "loadavg_start": load0, "loadavg_end": loadavg(),
         "cold_start": cold, "memory": memory, "slowdown": slowdown,
-        "slowdown_breakdown": breakdown, "audit_log": audit, "targets": targets,
+        "slowdown_breakdown": breakdown, "audit_log": audit, "telemetry": telemetry,
+        "sandbox_telemetry": sandbox_tel,
+        "targets": targets,
     }
 
 
@@ -721,6 +1149,10 @@ def print_report(res):
     out.append("")
     out += audit_report(res["audit_log"])
     out.append("")
+    out += sandbox_telemetry_report(res["sandbox_telemetry"])
+    out.append("")
+    out += telemetry_report(res["telemetry"])
+    out.append("")
     out.append("Targets")
     for k, t in res["targets"].items():
         v = t["value"]
@@ -748,6 +1180,13 @@ def main():
     ap.add_argument("--audit-runs", type=int, default=3)
     ap.add_argument("--audit-only", action="store_true",
                     help="measure only the audit log (no sandboxes)")
+    ap.add_argument("--tel-chunks", type=int, default=50,
+                    help="watched/unwatched chunk pairs per telemetry loop (50 x 20000: "
+                         "10^6 calls each)")
+    ap.add_argument("--tel-make-rounds", type=int, default=5,
+                    help="watched/unwatched `make -j2` pairs")
+    ap.add_argument("--telemetry-only", action="store_true",
+                    help="measure only the eBPF telemetry (build/tests/telwatch)")
     ap.add_argument("--quick", action="store_true", help="a short run, to check the setup")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--out", default=None, help="JSON results (default BUILD/bench-results.json)")
@@ -755,6 +1194,7 @@ def main():
     if args.quick:
         args.rounds, args.memory_runs, args.chunks, args.breakdown_chunks = 3, 2, 5, 3
         args.audit_records, args.audit_per_record, args.audit_runs = 20000, 300, 1
+        args.tel_chunks, args.tel_make_rounds = 5, 1
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 30)
     rng = random.Random(args.seed)
@@ -765,6 +1205,10 @@ def main():
         sys.exit(f"bench: {warden} is missing: run `make build` first")
     bench_dir = os.path.join(build, "bench")
     compile_helpers(bench_dir)
+    # Every sandbox of the run writes its audit records (as users get them) to a log of
+    # the run's own, not the host's.
+    os.environ["WARDEN_AUDIT_LOG"] = os.path.join(bench_dir, "audit.log")
+    os.environ["WARDEN_AUDIT_KEY"] = os.path.join(bench_dir, "audit.key")
     # A private copy, so that a rebuild during the run cannot swap the binary under it.
     shutil.copy2(warden, os.path.join(bench_dir, "warden"))
     warden = os.path.join(bench_dir, "warden")
@@ -790,6 +1234,28 @@ def main():
         print("\n".join(audit_report(audit)))
         print(f"\nresults: {out}")
         return
+    if args.telemetry_only:
+        stel = measure_sandbox_telemetry(warden, build, bench_dir, args.tel_chunks,
+                                         args.py_chunk, args.c_chunk, args.tel_make_rounds, rng,
+                                         progress)
+        tel = measure_telemetry(build, bench_dir, args.tel_chunks, args.py_chunk, args.c_chunk,
+                                args.tel_make_rounds, rng, progress)
+        res = {"started": started, "elapsed_s": round(time.monotonic() - t0, 1),
+               "command": "bench/run.py --telemetry-only", "machine": info,
+               "parameters": {"tel_chunks": args.tel_chunks, "py_chunk": args.py_chunk,
+                              "c_chunk": args.c_chunk, "tel_make_rounds": args.tel_make_rounds,
+                              "seed": args.seed},
+               "loadavg_start": load0, "loadavg_end": loadavg(), "telemetry": tel,
+               "sandbox_telemetry": stel, "targets": sandbox_telemetry_targets(stel)}
+        out = args.out or os.path.join(build, "bench-telemetry-results.json")
+        with open(out, "w") as f:
+            json.dump(res, f, indent=1)
+            f.write("\n")
+        print("\n".join(sandbox_telemetry_report(stel) + [""] + telemetry_report(tel)))
+        for k, t in res["targets"].items():
+            print(f"  {k:<28} {t['value']:>10.3f}  target {t['target']:<14} {verdict(t['met'])}")
+        print(f"\nresults: {out}")
+        return
     warden_dyn = link_dynamic_warden(build, bench_dir)
     cs = contenders(warden, warden_dyn, bench_dir, runc_root)
     for c in cs:
@@ -810,8 +1276,14 @@ def main():
     audit = measure_audit(build, bench_dir, args.audit_records, args.audit_batch,
                           args.audit_per_record, args.audit_runs, progress)
 
+    sandbox_tel = measure_sandbox_telemetry(warden, build, bench_dir, args.tel_chunks,
+                                            args.py_chunk, args.c_chunk, args.tel_make_rounds,
+                                            rng, progress)
+    telemetry = measure_telemetry(build, bench_dir, args.tel_chunks, args.py_chunk,
+                                  args.c_chunk, args.tel_make_rounds, rng, progress)
+
     res = build_results(args, info, cs, memory, slowdown, breakdown, audit, started,
-                        time.monotonic() - t0, load0)
+                        time.monotonic() - t0, load0, telemetry, sandbox_tel)
     out = args.out or os.path.join(build, "bench-results.json")
     with open(out, "w") as f:
         json.dump(res, f, indent=1)

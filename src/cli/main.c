@@ -11,6 +11,11 @@ static int cmd_version(int argc, char **argv);
 static const struct verb verbs[] = {
     {"run", cmd_run, "run a command in a fresh sandbox"},
     {"policy", cmd_policy, "list, show and check policies"},
+    {"freeze", cmd_freeze, "freeze a running sandbox (warden freeze ID)"},
+    {"thaw", cmd_thaw, "thaw a frozen sandbox"},
+    {"kill", cmd_kill, "kill a running sandbox"},
+    {"stats", cmd_stats, "what a running sandbox uses, as JSON"},
+    {"metrics", cmd_metrics, "the running sandboxes' metrics (Prometheus text format)"},
     {"audit", cmd_audit, "verify the audit log, prove records, manage its key"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "show this help"},

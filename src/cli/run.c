@@ -10,7 +10,9 @@
 #include "cli.h"
 #include "../lib/plan.h"
 #include "../lib/policy.h"
+#include "../lib/audit/audit.h"
 #include "../lib/sandbox.h"
+#include "../lib/supervisor.h"
 
 #include <fcntl.h>
 #include <getopt.h>
@@ -32,6 +34,10 @@ struct run_opts {
 	const char *memory, *pids, *cpus, *tmp_size, *timeout, *user, *network;
 	bool tty;
 	bool quiet;
+	bool stats;
+	bool no_telemetry;
+	const char *events;
+	const char *audit_log, *audit_key;
 };
 
 static const char usage[] =
@@ -53,6 +59,11 @@ static const char usage[] =
     "  --network none|host      network mode (host shares the host's network)\n"
     "  -t, --tty                give the command a new pseudo-terminal\n"
     "  --user UID[:GID]         identity inside (default: agent)\n"
+    "  --events FILE|-          write every event as a JSON line (- : standard error)\n"
+    "  --stats                  print a summary when the sandbox ends\n"
+    "  --no-telemetry           no eBPF telemetry or cgroup sampling\n"
+    "  --audit-log FILE         the audit log (default: /var/lib/warden/audit.log as root)\n"
+    "  --audit-key FILE         the key that signs its checkpoints\n"
     "  -q, --quiet              do not print warnings\n";
 
 enum {
@@ -65,6 +76,11 @@ enum {
 	OPT_TIMEOUT,
 	OPT_USER,
 	OPT_NETWORK,
+	OPT_EVENTS,
+	OPT_STATS,
+	OPT_NO_TELEMETRY,
+	OPT_AUDIT_LOG,
+	OPT_AUDIT_KEY,
 };
 
 static const struct option long_opts[] = {
@@ -80,6 +96,11 @@ static const struct option long_opts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"user", required_argument, NULL, OPT_USER},
     {"network", required_argument, NULL, OPT_NETWORK},
+    {"events", required_argument, NULL, OPT_EVENTS},
+    {"stats", no_argument, NULL, OPT_STATS},
+    {"no-telemetry", no_argument, NULL, OPT_NO_TELEMETRY},
+    {"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
+    {"audit-key", required_argument, NULL, OPT_AUDIT_KEY},
     {"tty", no_argument, NULL, 't'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -146,6 +167,21 @@ static int parse_opts(int argc, char **argv, struct run_opts *o, int *ret_cmd)
 			break;
 		case OPT_NETWORK:
 			o->network = optarg;
+			break;
+		case OPT_EVENTS:
+			o->events = optarg;
+			break;
+		case OPT_STATS:
+			o->stats = true;
+			break;
+		case OPT_NO_TELEMETRY:
+			o->no_telemetry = true;
+			break;
+		case OPT_AUDIT_LOG:
+			o->audit_log = optarg;
+			break;
+		case OPT_AUDIT_KEY:
+			o->audit_key = optarg;
 			break;
 		case 't':
 			o->tty = true;
@@ -239,6 +275,8 @@ static int apply_opts(const struct run_opts *o, struct warden_policy *p)
 	}
 	if (o->tty)
 		strv_push(&p->env_pass, "TERM");
+	if (o->no_telemetry)
+		p->telemetry = false;
 	return 0;
 }
 
@@ -338,7 +376,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void on_signal(struct warden_sandbox *sb, int sfd, struct term *t)
+static void on_signal(struct warden_supervisor *sv, int sfd, struct term *t)
 {
 	struct signalfd_siginfo si;
 	if (read(sfd, &si, sizeof(si)) != sizeof(si))
@@ -350,91 +388,110 @@ static void on_signal(struct warden_sandbox *sb, int sfd, struct term *t)
 		return;
 	}
 	_cleanup_error_ struct warden_error *e = NULL;
-	(void)warden_sandbox_signal(sb, (int)si.ssi_signo, &e);
+	(void)warden_supervisor_signal(sv, (int)si.ssi_signo, &e);
 }
 
-/* Report an event; returns the exit status once the sandbox has ended, -1 before. */
-static int on_event(const struct warden_event *ev, struct term *t, bool *failed, int *fail_code)
+/* The exit status and the message for how the sandbox ended. */
+static int outcome(const struct warden_supervisor_result *r, const struct warden_policy *p)
 {
-	switch (ev->kind) {
-	case WARDEN_EVENT_FAILED:
-		term_restore(t);
-		fprintf(stderr, "warden: %s%s%s\n", ev->text, ev->errnum ? ": " : "",
-		        ev->errnum ? strerror(ev->errnum) : "");
-		*failed = true;
-		*fail_code = !ev->exec              ? EXIT_WARDEN
-		             : ev->errnum == ENOENT ? EXIT_NOT_FOUND
-		                                    : EXIT_CANNOT_EXEC;
-		return -1;
-	case WARDEN_EVENT_EXITED:
-		if (t->master_open)
-			drain_master(t);
-		return *failed ? *fail_code : ev->code;
-	case WARDEN_EVENT_LOST:
-		term_restore(t);
-		return cli_failf("sandbox: %s", ev->text);
-	default:
-		return -1;
+	if (r->failed) {
+		fprintf(stderr, "warden: %s%s%s\n", r->text, r->errnum ? ": " : "",
+		        r->errnum ? strerror(r->errnum) : "");
+		return !r->exec              ? EXIT_WARDEN
+		       : r->errnum == ENOENT ? EXIT_NOT_FOUND
+		                             : EXIT_CANNOT_EXEC;
 	}
+	if (r->timed_out) {
+		fprintf(stderr, "warden: timeout: killed after %.3g s\n",
+		        (double)p->timeout_ms / 1000.0);
+		return EXIT_TIMEOUT;
+	}
+	if (r->killed_by[0])
+		fprintf(stderr, "warden: guardrail %s killed the sandbox\n", r->killed_by);
+	else if (r->lost)
+		return cli_failf("sandbox: %s", r->text);
+	return r->code;
 }
 
-static int supervise(struct warden_sandbox *sb, const struct warden_policy *p, int sfd)
+static int supervise(struct warden_supervisor *sv, const struct warden_policy *p, int sfd)
 {
+	struct warden_sandbox *sb = warden_supervisor_sandbox(sv);
 	struct term t = {0};
 	int64_t deadline = p->timeout_ms ? now_ms() + (int64_t)p->timeout_ms : 0;
-	int result = -1, fail_code = 0;
-	bool failed = false;
 	term_start(&t, sb->pty_fd);
-	while (result < 0) {
-		struct pollfd pfd[5] = {
-		    {.fd = sb->fds[0], .events = POLLIN},
-		    {.fd = sb->fds[1], .events = POLLIN},
-		    {.fd = sfd, .events = POLLIN},
-		    {.fd = t.master_open ? t.master : -1, .events = POLLIN},
-		    {.fd = t.stdin_open ? STDIN_FILENO : -1, .events = POLLIN},
-		};
+	for (;;) {
+		struct pollfd pfd[8];
+		size_t n = warden_supervisor_pollfds(sv, pfd, WARDEN_SUPERVISOR_FDS);
+		pfd[n] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		pfd[n + 1] = (struct pollfd){.fd = t.master_open ? t.master : -1, .events = POLLIN};
+		pfd[n + 2] =
+		    (struct pollfd){.fd = t.stdin_open ? STDIN_FILENO : -1, .events = POLLIN};
 		int timeout = -1;
 		if (deadline) {
 			int64_t left = deadline - now_ms();
 			timeout = left > 0 ? (int)(left > INT32_MAX ? INT32_MAX : left) : 0;
 		}
-		int n = poll(pfd, 5, timeout);
-		if (n < 0 && errno != EINTR)
+		int ready = poll(pfd, n + 3, timeout);
+		if (ready < 0 && errno != EINTR)
 			break;
+		_cleanup_error_ struct warden_error *e = NULL;
 		if (deadline && now_ms() >= deadline) {
-			term_restore(&t);
-			fprintf(stderr, "warden: timeout: killed after %.3g s\n",
-			        (double)p->timeout_ms / 1000.0);
-			result = EXIT_TIMEOUT;
-			break;
-		}
-		if (n <= 0)
-			continue;
-		if (pfd[3].revents && !drain_master(&t))
-			t.master_open = false;
-		if (pfd[4].revents)
-			forward_stdin(&t);
-		if (pfd[2].revents)
-			on_signal(sb, sfd, &t);
-		if (!pfd[0].revents && !pfd[1].revents)
-			continue;
-		for (;;) {
-			struct warden_event ev;
-			_cleanup_error_ struct warden_error *e = NULL;
-			if (warden_sandbox_next_event(sb, &ev, &e) < 0) {
+			deadline = 0;
+			if (warden_supervisor_timeout(sv, &e) < 0) {
 				term_restore(&t);
-				result = cli_fail(TAKE_PTR(e));
-				break;
+				return cli_fail(TAKE_PTR(e));
 			}
-			if (ev.kind == WARDEN_EVENT_NONE)
-				break;
-			result = on_event(&ev, &t, &failed, &fail_code);
-			if (result >= 0)
-				break;
 		}
+		if (ready <= 0)
+			continue;
+		if (pfd[n + 1].revents && !drain_master(&t))
+			t.master_open = false;
+		if (pfd[n + 2].revents)
+			forward_stdin(&t);
+		if (pfd[n].revents)
+			on_signal(sv, sfd, &t);
+		int r = warden_supervisor_dispatch(sv, pfd, &e);
+		if (r < 0) {
+			term_restore(&t);
+			return cli_fail(TAKE_PTR(e));
+		}
+		if (r == 1)
+			break;
 	}
+	if (t.master_open)
+		drain_master(&t);
 	term_restore(&t);
-	return result < 0 ? EXIT_WARDEN : result;
+	return outcome(warden_supervisor_result(sv), p);
+}
+
+/* Events go out as whole lines, each in one write, so concurrent writers (the command's
+ * own stderr, with --events -) never split one. */
+static void emit_line(const char *line, void *ctx)
+{
+	int fd = *(int *)ctx;
+	size_t len = strlen(line);
+	char *buf = xmalloc(len + 1);
+	memcpy(buf, line, len);
+	buf[len] = '\n';
+	write_all(fd, buf, len + 1);
+	free(buf);
+}
+
+static struct warden_audit *open_audit(const struct run_opts *o, bool quiet)
+{
+	struct warden_audit_opts ao = {.path = o->audit_log, .key_path = o->audit_key};
+	struct strv notices = {0};
+	struct warden_error *e = NULL;
+	struct warden_audit *a = warden_audit_open(&ao, &notices, &e);
+	for (size_t i = 0; !quiet && i < notices.n; i++)
+		cli_warn("%s", notices.v[i]);
+	strv_clear(&notices);
+	if (!a) {
+		/* No record, no sandbox: a run that could not be accounted for does not run. */
+		warden_error_wrap(&e, "audit log (choose another with --audit-log)");
+		cli_fail(e);
+	}
+	return a;
 }
 
 /* ---- the verb ---------------------------------------------------------------------- */
@@ -489,15 +546,46 @@ int cmd_run(int argc, char **argv)
 	if (o.tty && ioctl(STDIN_FILENO, TIOCGWINSZ, &proc.winsize) < 0 &&
 	    ioctl(STDOUT_FILENO, TIOCGWINSZ, &proc.winsize) < 0)
 		proc.winsize = (struct winsize){.ws_row = 24, .ws_col = 80};
-	struct warden_sandbox *sb = NULL;
-	if (warden_sandbox_start(plan, &proc, NULL, NULL, &sb, &e) < 0) {
+	_cleanup_close_ int events_fd = -1;
+	if (o.events && streq(o.events, "-"))
+		events_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+	else if (o.events)
+		events_fd =
+		    open(o.events, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+	if (o.events && events_fd < 0) {
+		close(sfd);
+		return cli_failf("--events: %s: %s", o.events, strerror(errno));
+	}
+	struct warden_audit *audit = open_audit(&o, o.quiet);
+	if (!audit) {
+		close(sfd);
+		return EXIT_WARDEN;
+	}
+	struct warden_supervisor_opts so = {
+	    .audit = audit,
+	    .emit = events_fd >= 0 ? emit_line : NULL,
+	    .emit_ctx = &events_fd,
+	    .control = true,
+	};
+	struct warden_supervisor *sv = warden_supervisor_start(plan, &proc, &so, &e);
+	if (!sv) {
+		warden_audit_close(audit);
 		close(sfd);
 		return cli_fail(TAKE_PTR(e));
 	}
+	struct warden_sandbox *sb = warden_supervisor_sandbox(sv);
 	for (size_t i = 0; !o.quiet && i < sb->warnings.n; i++)
 		cli_warn("%s", sb->warnings.v[i]);
-	r = supervise(sb, plan->policy, sfd);
-	warden_sandbox_destroy(sb);
+	size_t warned = sb->warnings.n;
+	r = supervise(sv, plan->policy, sfd);
+	if (o.stats) {
+		_cleanup_free_ char *stats = warden_supervisor_stats(sv);
+		fprintf(stderr, "warden: %s", stats);
+	}
+	for (size_t i = warned; !o.quiet && i < sb->warnings.n; i++)
+		cli_warn("%s", sb->warnings.v[i]);
+	warden_supervisor_free(sv);
+	warden_audit_close(audit);
 	close(sfd);
 	return r;
 }

@@ -28,7 +28,7 @@ json_t *warden_event_new(const char *sandbox, const char *kind, uint64_t ts_ns)
 	char ts[40];
 	warden_format_ts(ts, sizeof(ts), ts_ns);
 	return json_pack("{s:i, s:s, s:s, s:s}", "v", WARDEN_EVENTS_VERSION, "ts", ts, "sandbox",
-			 sandbox, "kind", kind);
+	                 sandbox, "kind", kind);
 }
 
 char *warden_syscall_name(int nr)
@@ -55,8 +55,8 @@ static json_t *process_fields(json_t *ev, const struct warden_tel_event *e)
 
 json_t *warden_event_from_tel(const char *sandbox, const struct warden_tel_event *e)
 {
-	static const char *const kinds[WARDEN_TEL_KIND_MAX] = {"exec", "exit", "connect",
-							       "refused", "oom"};
+	static const char *const kinds[WARDEN_TEL_KIND_MAX] = {"exec", "exit", "connect", "refused",
+	                                                       "oom"};
 	static const char *const layers[WARDEN_TEL_LAYER_MAX] = {"seccomp", "landlock"};
 	if ((unsigned)e->kind >= WARDEN_TEL_KIND_MAX)
 		return NULL;
@@ -66,12 +66,13 @@ json_t *warden_event_from_tel(const char *sandbox, const struct warden_tel_event
 		json_t *argv = json_array();
 		for (uint32_t i = 0; i < e->exec.argc && i < WARDEN_TEL_ARGS; i++)
 			json_array_append_new(
-				argv, json_stringn(e->exec.argv[i],
-						   strnlen(e->exec.argv[i], WARDEN_TEL_ARG_MAX)));
+			    argv, json_stringn(e->exec.argv[i],
+			                       strnlen(e->exec.argv[i], WARDEN_TEL_ARG_MAX)));
 		json_object_set_new(ev, "ppid", json_integer(e->ppid));
 		json_object_set_new(ev, "uid", json_integer(e->uid));
-		json_object_set_new(ev, "path", json_stringn(e->exec.path, strnlen(e->exec.path,
-										  WARDEN_TEL_PATH_MAX)));
+		json_object_set_new(
+		    ev, "path",
+		    json_stringn(e->exec.path, strnlen(e->exec.path, WARDEN_TEL_PATH_MAX)));
 		json_object_set_new(ev, "argv", argv);
 		json_object_set_new(ev, "argc", json_integer(e->exec.argc));
 		break;
@@ -82,18 +83,18 @@ json_t *warden_event_from_tel(const char *sandbox, const struct warden_tel_event
 		break;
 	case WARDEN_TEL_CONNECT:
 		json_object_set_new(ev, "family",
-				    json_string(e->connect.family == AF_INET	? "inet"
-						: e->connect.family == AF_INET6 ? "inet6"
-						: e->connect.family == AF_UNIX	? "unix"
-										: "other"));
+		                    json_string(e->connect.family == AF_INET    ? "inet"
+		                                : e->connect.family == AF_INET6 ? "inet6"
+		                                : e->connect.family == AF_UNIX  ? "unix"
+		                                                                : "other"));
 		if (e->connect.family == AF_UNIX)
-			json_object_set_new(ev, "path",
-					    json_stringn(e->connect.path,
-							 strnlen(e->connect.path,
-								 sizeof(e->connect.path))));
+			json_object_set_new(
+			    ev, "path",
+			    json_stringn(e->connect.path,
+			                 strnlen(e->connect.path, sizeof(e->connect.path))));
 		else {
 			json_object_set_new(ev, "address",
-					    address(e->connect.family, e->connect.addr));
+			                    address(e->connect.family, e->connect.addr));
 			json_object_set_new(ev, "port", json_integer(e->connect.port));
 		}
 		json_object_set_new(ev, "result", json_integer(e->connect.ret));
@@ -104,9 +105,9 @@ json_t *warden_event_from_tel(const char *sandbox, const struct warden_tel_event
 		json_object_set_new(ev, "nr", json_integer(e->refused.nr));
 		json_object_set_new(ev, "errno", json_integer(e->refused.err));
 		json_object_set_new(ev, "layer",
-				    json_string((unsigned)e->refused.layer < WARDEN_TEL_LAYER_MAX
-							? layers[e->refused.layer]
-							: "unknown"));
+		                    json_string((unsigned)e->refused.layer < WARDEN_TEL_LAYER_MAX
+		                                    ? layers[e->refused.layer]
+		                                    : "unknown"));
 		json_object_set_new(ev, "count", json_integer((json_int_t)e->refused.count));
 		break;
 	}

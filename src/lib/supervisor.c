@@ -20,11 +20,12 @@
 #include <sys/un.h>
 #include <time.h>
 
-#define SAMPLE_GUARD_MS 50  /* threshold guardrails: evaluated this often (fire < 100 ms) */
+#define SAMPLE_GUARD_MS 50   /* threshold guardrails: evaluated this often (fire < 100 ms) */
 #define SAMPLE_EVENT_MS 1000 /* a "sample" event this often in the event stream */
-#define MAX_HITS 16
+#define MAX_HITS        16
 
 enum { FD_SANDBOX_MSG, FD_SANDBOX_EXIT, FD_TELEMETRY, FD_TIMER, FD_CONTROL, FD_MAX };
+_Static_assert(FD_MAX == WARDEN_SUPERVISOR_FDS, "supervisor.h: WARDEN_SUPERVISOR_FDS");
 
 struct warden_supervisor {
 	const struct warden_plan *plan;
@@ -44,6 +45,7 @@ struct warden_supervisor {
 	bool have_counts;
 	uint64_t reported_drops;
 	bool frozen, ended;
+	bool killing; /* the supervisor itself ended the sandbox (guardrail, control, timeout) */
 	struct warden_supervisor_result result;
 };
 
@@ -154,16 +156,14 @@ static json_t *create_fields(struct warden_supervisor *sv, const struct warden_p
 	json_t *vols = json_array();
 	for (size_t i = 0; i < plan->n_binds; i++)
 		if (plan->binds[i].volume)
-			json_array_append_new(vols, json_pack("{s:s, s:s, s:b}", "host",
-							      plan->binds[i].host, "path",
-							      plan->binds[i].path, "rw",
-							      plan->binds[i].rw));
-	return json_pack("{s:s, s:s, s:o, s:{s:i, s:i}, s:i, s:b, s:o, s:s, s:s*}", "policy",
-			 p->name, "policy_sha256", hash, "argv", strv_json(proc->argv), "user",
-			 "uid", (int)p->uid, "gid", (int)p->gid, "caller_uid",
-			 (int)plan->caller_uid, "rootless", plan->rootless, "volumes", vols,
-			 "network", p->net_mode == WARDEN_NET_HOST ? "host" : "none", "rootfs",
-			 p->rootfs);
+			json_array_append_new(
+			    vols, json_pack("{s:s, s:s, s:b}", "host", plan->binds[i].host, "path",
+			                    plan->binds[i].path, "rw", plan->binds[i].rw));
+	return json_pack(
+	    "{s:s, s:s, s:o, s:{s:i, s:i}, s:i, s:b, s:o, s:s, s:s*}", "policy", p->name,
+	    "policy_sha256", hash, "argv", strv_json(proc->argv), "user", "uid", (int)p->uid, "gid",
+	    (int)p->gid, "caller_uid", (int)plan->caller_uid, "rootless", plan->rootless, "volumes",
+	    vols, "network", p->net_mode == WARDEN_NET_HOST ? "host" : "none", "rootfs", p->rootfs);
 }
 
 /* Runs inside the backend's start, with the cgroups made and before any process of the
@@ -179,7 +179,7 @@ static int start_hook(struct warden_sandbox *sb, void *ctx, struct warden_error 
 	audit(sv, "sandbox.create", create_fields(sv, c->proc));
 	audit(sv, "sandbox.exec",
 	      json_pack("{s:o, s:s}", "argv", strv_json(c->proc->argv), "workdir",
-			sv->plan->workdir));
+	                sv->plan->workdir));
 	if (sv->opts.audit && warden_audit_commit(sv->opts.audit, err) < 0)
 		return warden_error_wrap(err, "audit");
 	return 0;
@@ -201,11 +201,12 @@ static void act(struct warden_supervisor *sv, const struct warden_guard_hit *hit
 			done = "no freezer here: killed instead";
 		}
 		if (action == WARDEN_GUARD_KILL) {
+			sv->killing = true;
 			if (warden_sandbox_kill(sv->sb, &e) < 0)
 				done = warden_error_text(e);
 			else if (!sv->result.killed_by[0])
 				snprintf(sv->result.killed_by, sizeof(sv->result.killed_by), "%s",
-					 r->name);
+				         r->name);
 		} else if (action == WARDEN_GUARD_FREEZE && !sv->frozen) {
 			if (warden_sandbox_freeze(sv->sb, true, &e) < 0)
 				done = warden_error_text(e);
@@ -218,15 +219,14 @@ static void act(struct warden_supervisor *sv, const struct warden_guard_hit *hit
 		json_object_set_new(ev, "condition", json_string(warden_guard_cond_names[r->cond]));
 		json_object_set_new(ev, "action", json_string(action_name));
 		json_object_set_new(ev, "evidence", json_string(hits[i].evidence));
-		json_object_set_new(ev, "attention",
-				    json_boolean(r->action != WARDEN_GUARD_LOG));
+		json_object_set_new(ev, "attention", json_boolean(r->action != WARDEN_GUARD_LOG));
 		if (*done)
 			json_object_set_new(ev, "note", json_string(done));
 		emit(sv, ev);
 		audit(sv, "guard.fire",
 		      json_pack("{s:s, s:s, s:s, s:s, s:s}", "rule", r->name, "condition",
-				warden_guard_cond_names[r->cond], "action", action_name, "evidence",
-				hits[i].evidence, "result", *done ? done : "done"));
+		                warden_guard_cond_names[r->cond], "action", action_name, "evidence",
+		                hits[i].evidence, "result", *done ? done : "done"));
 	}
 	if (n)
 		audit_commit(sv);
@@ -241,9 +241,9 @@ static void on_tel_event(const struct warden_tel_event *e, void *ctx)
 	if (e->kind == WARDEN_TEL_EXEC)
 		n = warden_guard_on_exec(&sv->guard, e->exec.path, hits, MAX_HITS);
 	else if (e->kind == WARDEN_TEL_CONNECT &&
-		 (e->connect.family == AF_INET || e->connect.family == AF_INET6))
+	         (e->connect.family == AF_INET || e->connect.family == AF_INET6))
 		n = warden_guard_on_connect(&sv->guard, e->connect.family, e->connect.addr,
-					    e->connect.port, hits, MAX_HITS);
+		                            e->connect.port, hits, MAX_HITS);
 	act(sv, hits, n);
 }
 
@@ -253,14 +253,22 @@ static void drain_telemetry(struct warden_supervisor *sv)
 	if (!sv->tel)
 		return;
 	(void)warden_telemetry_drain(sv->tel, on_tel_event, sv, &e);
-	if (warden_telemetry_counts(sv->tel, &sv->counts, NULL) == 0) {
+}
+
+/* The counters (two map reads of several KiB: on the sampling tick and at the end, not on
+ * every wake-up of the ring). */
+static void read_counts(struct warden_supervisor *sv)
+{
+	if (sv->tel && warden_telemetry_counts(sv->tel, &sv->counts, NULL) == 0) {
 		sv->have_counts = true;
 		if (sv->counts.drops > sv->reported_drops) {
 			/* Lost events are counted and said, never silently missing. */
 			json_t *ev = warden_event_new(sv->sb->id, "telemetry.drops", 0);
-			json_object_set_new(ev, "drops", json_integer((json_int_t)sv->counts.drops));
-			json_object_set_new(ev, "new", json_integer((json_int_t)(sv->counts.drops -
-										 sv->reported_drops)));
+			json_object_set_new(ev, "drops",
+			                    json_integer((json_int_t)sv->counts.drops));
+			json_object_set_new(
+			    ev, "new",
+			    json_integer((json_int_t)(sv->counts.drops - sv->reported_drops)));
 			emit(sv, ev);
 			sv->reported_drops = sv->counts.drops;
 		}
@@ -280,7 +288,8 @@ static uint64_t refused_total(const struct warden_tel_counts *c)
 static json_t *sample_fields(json_t *ev, const struct warden_sample *s)
 {
 	if (s->has_memory) {
-		json_object_set_new(ev, "memory_current", json_integer((json_int_t)s->memory_current));
+		json_object_set_new(ev, "memory_current",
+		                    json_integer((json_int_t)s->memory_current));
 		json_object_set_new(ev, "memory_peak", json_integer((json_int_t)s->memory_peak));
 	}
 	if (s->has_cpu)
@@ -289,8 +298,8 @@ static json_t *sample_fields(json_t *ev, const struct warden_sample *s)
 		json_object_set_new(ev, "pids", json_integer((json_int_t)s->pids));
 	if (s->has_psi)
 		json_object_set_new(ev, "psi_some_avg10",
-				    json_pack("{s:f, s:f, s:f}", "cpu", s->psi_cpu, "memory",
-					      s->psi_memory, "io", s->psi_io));
+		                    json_pack("{s:f, s:f, s:f}", "cpu", s->psi_cpu, "memory",
+		                              s->psi_memory, "io", s->psi_io));
 	return ev;
 }
 
@@ -298,18 +307,17 @@ static void sample(struct warden_supervisor *sv, bool tick)
 {
 	struct warden_guard_hit hits[MAX_HITS];
 	(void)warden_sandbox_sample(sv->sb, &sv->last);
-	if (sv->tel && warden_telemetry_counts(sv->tel, &sv->counts, NULL) == 0)
-		sv->have_counts = true;
+	read_counts(sv);
 	struct warden_guard_sample g = {
-		.memory_peak = sv->last.memory_peak,
-		.has_memory = sv->last.has_memory,
-		.pids = sv->last.pids,
-		.has_pids = sv->last.has_pids,
-		.cpu_ms = sv->last.cpu_usec / 1000,
-		.has_cpu = sv->last.has_cpu,
-		.refused = refused_total(&sv->counts),
-		.has_refused = sv->have_counts,
-		.wall_ms = (now_ns(CLOCK_MONOTONIC) - sv->start_ns) / 1000000,
+	    .memory_peak = sv->last.memory_peak,
+	    .has_memory = sv->last.has_memory,
+	    .pids = sv->last.pids,
+	    .has_pids = sv->last.has_pids,
+	    .cpu_ms = sv->last.cpu_usec / 1000,
+	    .has_cpu = sv->last.has_cpu,
+	    .refused = refused_total(&sv->counts),
+	    .has_refused = sv->have_counts,
+	    .wall_ms = (now_ns(CLOCK_MONOTONIC) - sv->start_ns) / 1000000,
 	};
 	act(sv, hits, warden_guard_on_sample(&sv->guard, &g, hits, MAX_HITS));
 	if (tick && ++sv->sample_ticks % sv->ticks_per_event == 0)
@@ -327,15 +335,16 @@ static bool has_threshold_rules(const struct warden_guards *g)
 static int start_timer(struct warden_supervisor *sv)
 {
 	unsigned ms = has_threshold_rules(&sv->plan->policy->guardrails) ? SAMPLE_GUARD_MS
-		      : sv->opts.emit						   ? SAMPLE_EVENT_MS
-										   : 0;
+	              : sv->opts.emit                                    ? SAMPLE_EVENT_MS
+	                                                                 : 0;
 	sv->ticks_per_event = SAMPLE_EVENT_MS / (ms ? ms : SAMPLE_EVENT_MS);
 	if (!ms)
 		return 0;
 	sv->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (sv->timer_fd < 0)
 		return -errno;
-	struct itimerspec it = {.it_interval = {0, ms * 1000000L}, .it_value = {0, ms * 1000000L}};
+	struct timespec every = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	struct itimerspec it = {.it_interval = every, .it_value = every};
 	return timerfd_settime(sv->timer_fd, 0, &it, NULL) < 0 ? -errno : 0;
 }
 
@@ -343,19 +352,21 @@ static int start_timer(struct warden_supervisor *sv)
 
 static json_t *stats_json(struct warden_supervisor *sv)
 {
+	(void)warden_sandbox_sample(sv->sb, &sv->last);
+	read_counts(sv);
 	json_t *o = sample_fields(json_pack("{s:s, s:s, s:b}", "sandbox", sv->sb->id, "policy",
-					    sv->plan->policy->name, "frozen", sv->frozen),
-				  &sv->last);
-	json_object_set_new(o, "wall_ms", json_integer((json_int_t)((now_ns(CLOCK_MONOTONIC) -
-								     sv->start_ns) /
-								    1000000)));
+	                                    sv->plan->policy->name, "frozen", sv->frozen),
+	                          &sv->last);
+	json_object_set_new(
+	    o, "wall_ms",
+	    json_integer((json_int_t)((now_ns(CLOCK_MONOTONIC) - sv->start_ns) / 1000000)));
 	if (sv->have_counts) {
 		uint64_t total = 0;
 		for (size_t i = 0; i < WARDEN_TEL_NR_MAX; i++)
 			total += sv->counts.syscalls[i];
 		json_object_set_new(o, "syscalls", json_integer((json_int_t)total));
 		json_object_set_new(o, "refused",
-				    json_integer((json_int_t)refused_total(&sv->counts)));
+		                    json_integer((json_int_t)refused_total(&sv->counts)));
 		json_object_set_new(o, "execs", json_integer((json_int_t)sv->counts.execs));
 		json_object_set_new(o, "forks", json_integer((json_int_t)sv->counts.forks));
 		json_object_set_new(o, "events", json_integer((json_int_t)sv->counts.events));
@@ -364,8 +375,7 @@ static json_t *stats_json(struct warden_supervisor *sv)
 	return o;
 }
 
-static void control_action(struct warden_supervisor *sv, const char *op, uid_t peer,
-			   json_t *reply)
+static void control_action(struct warden_supervisor *sv, const char *op, uid_t peer, json_t *reply)
 {
 	_cleanup_error_ struct warden_error *e = NULL;
 	int r = 0;
@@ -376,6 +386,7 @@ static void control_action(struct warden_supervisor *sv, const char *op, uid_t p
 		r = warden_sandbox_freeze(sv->sb, false, &e);
 		sv->frozen = r < 0 && sv->frozen;
 	} else {
+		sv->killing = true;
 		r = warden_sandbox_kill(sv->sb, &e);
 	}
 	json_t *ev = warden_event_new(sv->sb->id, op, 0);
@@ -387,7 +398,7 @@ static void control_action(struct warden_supervisor *sv, const char *op, uid_t p
 	_cleanup_free_ char *kind = xasprintf("sandbox.%s", op);
 	audit(sv, kind,
 	      json_pack("{s:s, s:i, s:s}", "by", "control", "peer_uid", (int)peer, "result",
-			r < 0 ? warden_error_text(e) : "done"));
+	                r < 0 ? warden_error_text(e) : "done"));
 	audit_commit(sv);
 	json_object_set_new(reply, "ok", json_boolean(r == 0));
 	if (r < 0)
@@ -419,11 +430,11 @@ static void handle_control(struct warden_supervisor *sv)
 	const char *op = req ? json_string_value(json_object_get(req, "op")) : NULL;
 	json_t *reply = json_object();
 	if (!op || !(streq(op, "stats") || streq(op, "freeze") || streq(op, "thaw") ||
-		     streq(op, "kill"))) {
+	             streq(op, "kill"))) {
 		json_object_set_new(reply, "ok", json_false());
 		json_object_set_new(reply, "error",
-				    json_string("expected {\"op\": \"stats\"|\"freeze\"|\"thaw\"|"
-						"\"kill\"}"));
+		                    json_string("expected {\"op\": \"stats\"|\"freeze\"|\"thaw\"|"
+		                                "\"kill\"}"));
 	} else if (streq(op, "stats")) {
 		json_object_set_new(reply, "ok", json_true());
 		json_object_set_new(reply, "stats", stats_json(sv));
@@ -444,16 +455,24 @@ static int open_control(struct warden_supervisor *sv, struct warden_error **err)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (!dir)
 		return -1;
-	sv->control_path = xasprintf("%s/%s.sock", dir, sv->sb->id);
-	if (strlen(sv->control_path) >= sizeof(sa.sun_path))
-		return warden_error_set(err, ENAMETOOLONG, "control socket %s", sv->control_path);
-	strcpy(sa.sun_path, sv->control_path);
+	/* Bound under a temporary name and renamed once listening: a socket under its final
+	 * name that refuses connections is a stale one, which readers may remove. */
+	_cleanup_free_ char *tmp = xasprintf("%s/%s.sock.new", dir, sv->sb->id);
+	if (strlen(tmp) >= sizeof(sa.sun_path))
+		return warden_error_set(err, ENAMETOOLONG, "control socket %s", tmp);
+	strcpy(sa.sun_path, tmp);
 	sv->control_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	mode_t old = umask(0077);
 	int r = sv->control_fd < 0 ? -1 : bind(sv->control_fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
 	if (r < 0 || listen(sv->control_fd, 8) < 0)
-		return warden_error_set(err, errno, "control socket %s", sv->control_path);
+		return warden_error_set(err, errno, "control socket %s", tmp);
+	sv->control_path = xasprintf("%s/%s.sock", dir, sv->sb->id);
+	if (rename(tmp, sv->control_path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return warden_error_set(err, e, "control socket %s", sv->control_path);
+	}
 	return 0;
 }
 
@@ -465,11 +484,12 @@ static void finish(struct warden_supervisor *sv)
 	sv->ended = true;
 	sv->end_ns = now_ns(CLOCK_MONOTONIC);
 	drain_telemetry(sv);
+	read_counts(sv);
 	(void)warden_sandbox_sample(sv->sb, &sv->last);
 	const struct warden_supervisor_result *r = &sv->result;
 	json_t *ev = sample_fields(warden_event_new(sv->sb->id, "sandbox.end", 0), &sv->last);
-	json_object_set_new(ev, "wall_ms", json_integer((json_int_t)((sv->end_ns - sv->start_ns) /
-								     1000000)));
+	json_object_set_new(ev, "wall_ms",
+	                    json_integer((json_int_t)((sv->end_ns - sv->start_ns) / 1000000)));
 	if (r->failed) {
 		json_object_set_new(ev, "failed", json_string(r->text));
 		json_object_set_new(ev, "errno", json_integer(r->errnum));
@@ -484,7 +504,7 @@ static void finish(struct warden_supervisor *sv)
 		json_object_set_new(ev, "execs", json_integer((json_int_t)sv->counts.execs));
 		json_object_set_new(ev, "forks", json_integer((json_int_t)sv->counts.forks));
 		json_object_set_new(ev, "refused",
-				    json_integer((json_int_t)refused_total(&sv->counts)));
+		                    json_integer((json_int_t)refused_total(&sv->counts)));
 		json_object_set_new(ev, "events", json_integer((json_int_t)sv->counts.events));
 		json_object_set_new(ev, "drops", json_integer((json_int_t)sv->counts.drops));
 		snprintf(stats_note, sizeof(stats_note), "%" PRIu64, sv->counts.drops);
@@ -492,13 +512,13 @@ static void finish(struct warden_supervisor *sv)
 	emit(sv, ev);
 	audit(sv, "sandbox.exit",
 	      json_pack("{s:i, s:b, s:s, s:s*}", "status", r->failed ? -1 : r->code, "failed",
-			r->failed, "reason",
-			r->timed_out	      ? "timeout"
-			: r->killed_by[0] ? "guardrail"
-			: r->lost	      ? "init killed"
-			: r->failed	      ? r->text
-					      : "exited",
-			"killed_by", r->killed_by[0] ? r->killed_by : NULL));
+	                r->failed, "reason",
+	                r->timed_out      ? "timeout"
+	                : r->killed_by[0] ? "guardrail"
+	                : r->lost         ? "init killed"
+	                : r->failed       ? r->text
+	                                  : "exited",
+	                "killed_by", r->killed_by[0] ? r->killed_by : NULL));
 	audit_commit(sv);
 }
 
@@ -517,8 +537,10 @@ static void on_sandbox_event(struct warden_supervisor *sv, const struct warden_e
 		finish(sv);
 		break;
 	case WARDEN_EVENT_LOST:
-		r->lost = true;
-		r->code = 128 + SIGKILL;
+		/* Killing the whole sandbox kills its init too: that is the sandbox ending as it
+		 * was told to, with its command killed, not init lost. */
+		r->lost = !sv->killing;
+		r->code = r->timed_out ? 124 : 128 + SIGKILL;
 		snprintf(r->text, sizeof(r->text), "%s", ev->text);
 		finish(sv);
 		break;
@@ -530,9 +552,9 @@ static void on_sandbox_event(struct warden_supervisor *sv, const struct warden_e
 /* ---- public ------------------------------------------------------------------------ */
 
 struct warden_supervisor *warden_supervisor_start(const struct warden_plan *plan,
-						  const struct warden_process *proc,
-						  const struct warden_supervisor_opts *opts,
-						  struct warden_error **err)
+                                                  const struct warden_process *proc,
+                                                  const struct warden_supervisor_opts *opts,
+                                                  struct warden_error **err)
 {
 	struct warden_supervisor *sv = xcalloc(1, sizeof(*sv));
 	struct start_ctx ctx = {.sv = sv, .proc = proc};
@@ -552,7 +574,7 @@ struct warden_supervisor *warden_supervisor_start(const struct warden_plan *plan
 		sv->sb = NULL;
 		audit(sv, "sandbox.exit",
 		      json_pack("{s:i, s:b, s:s}", "status", -1, "failed", true, "reason",
-				err && *err ? warden_error_text(*err) : "start failed"));
+		                err && *err ? warden_error_text(*err) : "start failed"));
 		audit_commit(sv);
 		warden_supervisor_free(sv);
 		return NULL;
@@ -564,8 +586,9 @@ struct warden_supervisor *warden_supervisor_start(const struct warden_plan *plan
 	emit(sv, start);
 	json_t *sources = warden_event_new(sb->id, "telemetry.sources", 0);
 	json_object_set_new(sources, "bpf", json_boolean(sv->tel != NULL));
-	json_object_set_new(sources, "cgroup", json_boolean(sb->cgroup_id != 0 ||
-							  warden_sandbox_sample(sb, &sv->last) == 0));
+	json_object_set_new(
+	    sources, "cgroup",
+	    json_boolean(sb->cgroup_id != 0 || warden_sandbox_sample(sb, &sv->last) == 0));
 	json_object_set_new(sources, "off", strv_json(sv->sources_off.v));
 	emit(sv, sources);
 	_cleanup_error_ struct warden_error *e = NULL;
@@ -584,25 +607,35 @@ struct warden_sandbox *warden_supervisor_sandbox(struct warden_supervisor *sv)
 size_t warden_supervisor_pollfds(struct warden_supervisor *sv, struct pollfd *fds, size_t max)
 {
 	int all[FD_MAX] = {sv->sb->fds[0], sv->sb->fds[1],
-			   sv->tel ? warden_telemetry_fd(sv->tel) : -1, sv->timer_fd,
-			   sv->control_fd};
+	                   sv->tel ? warden_telemetry_fd(sv->tel) : -1, sv->timer_fd,
+	                   sv->control_fd};
 	size_t n = 0;
 	for (size_t i = 0; i < FD_MAX && n < max; i++)
 		fds[n++] = (struct pollfd){.fd = sv->ended ? -1 : all[i], .events = POLLIN};
 	return n;
 }
 
-int warden_supervisor_dispatch(struct warden_supervisor *sv, struct warden_error **err)
+/* Whether source i is worth looking at: it polled ready, or nobody said. */
+static bool is_ready(const struct pollfd *ready, int i)
+{
+	return !ready || (ready[i].fd >= 0 && ready[i].revents);
+}
+
+int warden_supervisor_dispatch(struct warden_supervisor *sv, const struct pollfd *ready,
+                               struct warden_error **err)
 {
 	uint64_t ticks;
 	if (sv->ended)
 		return 1;
-	if (sv->tel)
+	if (sv->tel && is_ready(ready, FD_TELEMETRY))
 		drain_telemetry(sv);
-	if (sv->timer_fd >= 0 && read(sv->timer_fd, &ticks, sizeof(ticks)) == sizeof(ticks))
+	if (sv->timer_fd >= 0 && is_ready(ready, FD_TIMER) &&
+	    read(sv->timer_fd, &ticks, sizeof(ticks)) == sizeof(ticks))
 		sample(sv, true);
-	if (sv->control_fd >= 0)
+	if (sv->control_fd >= 0 && is_ready(ready, FD_CONTROL))
 		handle_control(sv);
+	if (!is_ready(ready, FD_SANDBOX_MSG) && !is_ready(ready, FD_SANDBOX_EXIT))
+		return 0;
 	for (;;) {
 		struct warden_event ev;
 		if (warden_sandbox_next_event(sv->sb, &ev, err) < 0)
@@ -625,6 +658,7 @@ int warden_supervisor_timeout(struct warden_supervisor *sv, struct warden_error 
 {
 	sv->result.timed_out = true;
 	sv->result.code = 124;
+	sv->killing = true;
 	json_t *ev = warden_event_new(sv->sb->id, "kill", 0);
 	json_object_set_new(ev, "by", json_string("timeout"));
 	emit(sv, ev);
@@ -654,7 +688,8 @@ static void top_list(char **out, const uint64_t *counts, size_t max)
 	qsort_r(idx, WARDEN_TEL_NR_MAX, sizeof(int), cmp_count, (void *)counts);
 	for (size_t i = 0; i < max && counts[idx[i]]; i++) {
 		_cleanup_free_ char *name = warden_syscall_name(idx[i]);
-		char *next = xasprintf("%s%s%s %" PRIu64, *out, i ? ", " : "", name, counts[idx[i]]);
+		char *next =
+		    xasprintf("%s%s%s %" PRIu64, *out, i ? ", " : "", name, counts[idx[i]]);
 		free(*out);
 		*out = next;
 	}
@@ -670,10 +705,11 @@ char *warden_supervisor_stats(struct warden_supervisor *sv)
 	if (s->has_cpu)
 		snprintf(cpu, sizeof(cpu), "%.3f s", (double)s->cpu_usec / 1e6);
 	char *out = xasprintf("sandbox %s: %.3f s wall, %s CPU, peak memory %s\n", sv->sb->id,
-			      (double)(end - sv->start_ns) / 1e9, cpu, peak);
+	                      (double)(end - sv->start_ns) / 1e9, cpu, peak);
 	if (!sv->have_counts) {
-		char *next = xasprintf("%s  system calls, refusals, execs: not observed (%s)\n", out,
-				       sv->sources_off.n ? sv->sources_off.v[0] : "no telemetry");
+		char *next =
+		    xasprintf("%s  system calls, refusals, execs: not observed (%s)\n", out,
+		              sv->sources_off.n ? sv->sources_off.v[0] : "no telemetry");
 		free(out);
 		return next;
 	}
@@ -684,11 +720,11 @@ char *warden_supervisor_stats(struct warden_supervisor *sv)
 	top_list(&top, sv->counts.syscalls, 8);
 	top_list(&refused, sv->counts.refused, 8);
 	char *next = xasprintf("%s  system calls: %" PRIu64 " (%s)\n  refused: %" PRIu64
-			       "%s%s%s\n  execs: %" PRIu64 ", forks: %" PRIu64
-			       "\n  telemetry events: %" PRIu64 ", lost: %" PRIu64 "\n",
-			       out, total, top, refused_total(&sv->counts), *refused ? " (" : "",
-			       refused, *refused ? ")" : "", sv->counts.execs, sv->counts.forks,
-			       sv->counts.events, sv->counts.drops);
+	                       "%s%s%s\n  execs: %" PRIu64 ", forks: %" PRIu64
+	                       "\n  telemetry events: %" PRIu64 ", lost: %" PRIu64 "\n",
+	                       out, total, top, refused_total(&sv->counts), *refused ? " (" : "",
+	                       refused, *refused ? ")" : "", sv->counts.execs, sv->counts.forks,
+	                       sv->counts.events, sv->counts.drops);
 	free(out);
 	return next;
 }
@@ -768,8 +804,10 @@ char *warden_control_request(const char *sandbox_id, const char *op, struct ward
 	strcpy(sa.sun_path, path);
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		warden_error_set(err, 0, "no running sandbox %s%s", sandbox_id,
-				 errno == ENOENT ? "" : " (its supervisor does not answer)");
+		/* Refused: its supervisor is gone (killed with SIGKILL); the socket is stale. */
+		if (errno == ECONNREFUSED)
+			(void)unlink(path);
+		warden_error_set(err, 0, "no running sandbox %s", sandbox_id);
 		return NULL;
 	}
 	_cleanup_free_ char *req = xasprintf("{\"op\":\"%s\"}", op);
@@ -777,7 +815,8 @@ char *warden_control_request(const char *sandbox_id, const char *op, struct ward
 	struct timeval tv = {.tv_sec = 5};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	ssize_t n;
-	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0 || (n = recv(fd, buf, sizeof(buf) - 1, 0)) <= 0) {
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0 ||
+	    (n = recv(fd, buf, sizeof(buf) - 1, 0)) <= 0) {
 		warden_error_set(err, errno ? errno : EPIPE, "sandbox %s", sandbox_id);
 		return NULL;
 	}

@@ -27,11 +27,11 @@ struct warden_supervisor_opts {
 };
 
 struct warden_supervisor_result {
-	int code;         /* the command's status (N, or 128+N for signal N) */
-	bool failed;      /* setup or exec failed: errnum and text say what */
-	bool exec;        /* ... the command could not be executed */
-	bool lost;        /* the sandbox's init was killed */
-	bool timed_out;   /* ended by warden_supervisor_timeout() */
+	int code;           /* the command's status (N, or 128+N for signal N) */
+	bool failed;        /* setup or exec failed: errnum and text say what */
+	bool exec;          /* ... the command could not be executed */
+	bool lost;          /* the sandbox's init was killed */
+	bool timed_out;     /* ended by warden_supervisor_timeout() */
 	char killed_by[96]; /* the guardrail that killed it, or "" */
 	int errnum;
 	char text[512];
@@ -41,15 +41,20 @@ struct warden_supervisor;
 
 /* Start proc in a sandbox built from plan (which must outlive the supervisor). */
 struct warden_supervisor *warden_supervisor_start(const struct warden_plan *plan,
-						  const struct warden_process *proc,
-						  const struct warden_supervisor_opts *opts,
-						  struct warden_error **err);
+                                                  const struct warden_process *proc,
+                                                  const struct warden_supervisor_opts *opts,
+                                                  struct warden_error **err);
 struct warden_sandbox *warden_supervisor_sandbox(struct warden_supervisor *sv);
-/* The descriptors to poll (POLLIN); returns how many were written (at most max). */
+/* The descriptors to poll (POLLIN); returns how many were written (at most max; give
+ * WARDEN_SUPERVISOR_FDS, which dispatch() needs to tell them apart). */
+#define WARDEN_SUPERVISOR_FDS 5
 size_t warden_supervisor_pollfds(struct warden_supervisor *sv, struct pollfd *fds, size_t max);
-/* Handle whatever is ready, without blocking. Returns 1 once the sandbox has ended (see
- * warden_supervisor_result()), 0 while it runs, -1 on an error of the supervisor itself. */
-int warden_supervisor_dispatch(struct warden_supervisor *sv, struct warden_error **err);
+/* Handle whatever is ready, without blocking: `ready` is the array pollfds() filled, after
+ * poll() set its revents (only those sources are looked at), or NULL to look at all.
+ * Returns 1 once the sandbox has ended (see warden_supervisor_result()), 0 while it runs,
+ * -1 on an error of the supervisor itself. */
+int warden_supervisor_dispatch(struct warden_supervisor *sv, const struct pollfd *ready,
+                               struct warden_error **err);
 /* Forward a signal to the sandbox's main process. */
 int warden_supervisor_signal(struct warden_supervisor *sv, int sig, struct warden_error **err);
 /* The wall-time limit expired: kill the sandbox and record why. */

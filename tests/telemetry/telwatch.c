@@ -14,11 +14,13 @@
  * OPTIONS: --no-watch (run the command in the group without attaching: the benchmark's
  * "off"), --outside (watch the group but run the command outside it), --ring BYTES,
  * --no-drain (drain only after the command ended: the drop-counter test), --quiet (no
- * event lines), --lsm-hooks (the Landlock fallback set), --pin-root DIR, --memory BYTES
+ * event lines), --leave (detach without draining what is left: the next sandbox given the
+ * same ring must not see it), --lsm-hooks (the Landlock fallback set), --pin-root DIR,
+ * --memory BYTES
  * (also a memory limit: a v1 memory group on hybrid hosts, memory.max on v2), --out FILE
  * (JSON lines there; the command keeps stdin and stdout: the benchmark's lock-step loops).
  *
- * Workloads: getppid N; fork N; execs N PATH [ARGS]; exec-storm SECONDS WORKERS [PATH];
+ * Workloads: getppid N; fork N; execs N PATH [ARGS]; exec-storm SECONDS WORKERS [PATH [ARGS]];
  * connect ADDR PORT; unix-connect PATH (a leading '@': abstract); connect-storm SECONDS
  * WORKERS; seccomp-errno K (unshare(CLONE_NEWUSER) refused K times with EPERM);
  * seccomp-kill (refused with SECCOMP_RET_KILL_PROCESS); landlock-open PATH; landlock-connect
@@ -96,7 +98,7 @@ static int work_getppid(long n)
 	for (long i = 0; i < n; i++)
 		syscall(SYS_getppid);
 	emit(1, json_pack("{s:s, s:s, s:I}", "type", "work", "kind", "getppid", "calls",
-			  (json_int_t)n));
+	                  (json_int_t)n));
 	return 0;
 }
 
@@ -109,8 +111,8 @@ static int work_fork(long n)
 		if (p < 0 || waitpid(p, NULL, 0) < 0)
 			die("fork: %m");
 	}
-	emit(1, json_pack("{s:s, s:s, s:I}", "type", "work", "kind", "fork", "forks",
-			  (json_int_t)n));
+	emit(1,
+	     json_pack("{s:s, s:s, s:I}", "type", "work", "kind", "fork", "forks", (json_int_t)n));
 	return 0;
 }
 
@@ -136,34 +138,37 @@ static int work_execs(long n, char **argv)
 {
 	long done = run_execs(n, argv, 0);
 	emit(1, json_pack("{s:s, s:s, s:I}", "type", "work", "kind", "execs", "execs",
-			  (json_int_t)done));
+	                  (json_int_t)done));
 	return 0;
 }
 
 /* WORKERS processes doing `body` until the deadline, each adding what it did to a shared
  * counter. Returns the total and the seconds it took. */
 static long in_parallel(int workers, double seconds, long (*body)(uint64_t deadline, void *),
-			void *arg, double *ret_s)
+                        void *arg, double *ret_s)
 {
 	long *counts = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
 	uint64_t deadline = t0 + (uint64_t)(seconds * 1e9);
 	long total = 0;
+	pid_t pids[512];
 	if (counts == MAP_FAILED)
 		die("mmap: %m");
-	for (int w = 0; w < workers && w < 512; w++) {
-		pid_t p = fork();
-		if (p == 0) {
+	if (workers > 512)
+		workers = 512;
+	for (int w = 0; w < workers; w++) {
+		pids[w] = fork();
+		if (pids[w] == 0) {
 			counts[w] = body(deadline, arg);
 			_exit(0);
 		}
-		if (p < 0)
+		if (pids[w] < 0)
 			die("fork: %m");
 	}
-	while (wait(NULL) > 0)
-		;
+	for (int w = 0; w < workers; w++)
+		waitpid(pids[w], NULL, 0);
 	*ret_s = (double)(now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
-	for (int w = 0; w < workers && w < 512; w++)
+	for (int w = 0; w < workers; w++)
 		total += counts[w];
 	munmap(counts, 4096);
 	return total;
@@ -174,13 +179,12 @@ static long exec_body(uint64_t deadline, void *arg)
 	return run_execs(-1, arg, deadline);
 }
 
-static int work_exec_storm(double seconds, int workers, char *path)
+static int work_exec_storm(double seconds, int workers, char **argv)
 {
-	char *argv[] = {path, NULL};
 	double s;
 	long n = in_parallel(workers, seconds, exec_body, argv, &s);
 	emit(1, json_pack("{s:s, s:s, s:I, s:f, s:f}", "type", "work", "kind", "exec-storm",
-			  "execs", (json_int_t)n, "seconds", s, "rate", n / s));
+	                  "execs", (json_int_t)n, "seconds", s, "rate", n / s));
 	return 0;
 }
 
@@ -200,7 +204,7 @@ static int work_connect(const char *addr, int port)
 	int e;
 	close(connect_in(addr, port, &e));
 	emit(1, json_pack("{s:s, s:s, s:i, s:s}", "type", "work", "kind", "connect", "errno", e,
-			  "error", e ? strerror(e) : ""));
+	                  "error", e ? strerror(e) : ""));
 	return 0;
 }
 
@@ -214,8 +218,8 @@ static int work_unix_connect(const char *path)
 	if (path[0] == '@')
 		sun.sun_path[0] = '\0';
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int r = connect(fd, (struct sockaddr *)&sun, (socklen_t)(offsetof(struct sockaddr_un,
-									     sun_path) + n));
+	int r = connect(fd, (struct sockaddr *)&sun,
+	                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
 	int e = r < 0 ? errno : 0;
 	close(fd);
 	emit(1, json_pack("{s:s, s:s, s:i}", "type", "work", "kind", "unix-connect", "errno", e));
@@ -262,7 +266,7 @@ static int work_connect_storm(double seconds, int workers)
 	kill(acceptor, SIGKILL);
 	waitpid(acceptor, NULL, 0);
 	emit(1, json_pack("{s:s, s:s, s:I, s:f, s:f}", "type", "work", "kind", "connect-storm",
-			  "connects", (json_int_t)n, "seconds", s, "rate", n / s));
+	                  "connects", (json_int_t)n, "seconds", s, "rate", n / s));
 	return 0;
 }
 
@@ -292,14 +296,14 @@ static int work_seccomp_errno(long k)
 		if (unshare(CLONE_NEWUSER) < 0 && errno == EPERM)
 			refused++;
 	emit(1, json_pack("{s:s, s:s, s:I, s:i}", "type", "work", "kind", "seccomp-errno",
-			  "refused", (json_int_t)refused, "nr", __NR_unshare));
+	                  "refused", (json_int_t)refused, "nr", __NR_unshare));
 	return 0;
 }
 
 static int work_seccomp_kill(void)
 {
 	emit(1, json_pack("{s:s, s:s, s:i}", "type", "work", "kind", "seccomp-kill", "nr",
-			  __NR_unshare));
+	                  __NR_unshare));
 	seccomp_refuse_unshare(SECCOMP_RET_KILL_PROCESS);
 	unshare(CLONE_NEWUSER);
 	return 1; /* not reached */
@@ -308,7 +312,8 @@ static int work_seccomp_kill(void)
 static void landlock_restrict(uint64_t fs, uint64_t net)
 {
 	struct landlock_ruleset_attr attr = {.handled_access_fs = fs, .handled_access_net = net};
-	size_t size = net ? sizeof(attr) : offsetof(struct landlock_ruleset_attr, handled_access_net);
+	size_t size =
+	    net ? sizeof(attr) : offsetof(struct landlock_ruleset_attr, handled_access_net);
 	int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
 	if (fd < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    syscall(SYS_landlock_restrict_self, fd, 0) < 0)
@@ -322,7 +327,7 @@ static int work_landlock_open(const char *path)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int e = fd < 0 ? errno : 0;
 	emit(1, json_pack("{s:s, s:s, s:i, s:i}", "type", "work", "kind", "landlock-open", "errno",
-			  e, "nr", __NR_openat));
+	                  e, "nr", __NR_openat));
 	return 0;
 }
 
@@ -332,7 +337,7 @@ static int work_landlock_connect(int port)
 	landlock_restrict(0, LANDLOCK_ACCESS_NET_CONNECT_TCP);
 	close(connect_in("127.0.0.1", port, &e));
 	emit(1, json_pack("{s:s, s:s, s:i, s:i}", "type", "work", "kind", "landlock-connect",
-			  "errno", e, "nr", __NR_connect));
+	                  "errno", e, "nr", __NR_connect));
 	return 0;
 }
 
@@ -352,6 +357,9 @@ static int work(int argc, char **argv)
 {
 	if (argc < 1)
 		die("work: which?");
+	/* jansson seeds its hash function from /dev/urandom on first use: an open that a
+	 * Landlock workload would see refused, one more than the test asks for. */
+	json_object_seed(1);
 	const char *k = argv[0];
 	long a1 = argc > 1 ? strtol(argv[1], NULL, 10) : 0;
 	if (streq(k, "getppid") && argc == 2)
@@ -360,9 +368,11 @@ static int work(int argc, char **argv)
 		return work_fork(a1);
 	if (streq(k, "execs") && argc >= 3)
 		return work_execs(a1, argv + 2);
-	if (streq(k, "exec-storm") && argc >= 3)
+	if (streq(k, "exec-storm") && argc >= 3) {
+		char *def[] = {"/bin/true", NULL};
 		return work_exec_storm(strtod(argv[1], NULL), atoi(argv[2]),
-				       argc > 3 ? argv[3] : "/bin/true");
+		                       argc > 3 ? argv + 3 : def);
+	}
 	if (streq(k, "connect") && argc == 3)
 		return work_connect(argv[1], atoi(argv[2]));
 	if (streq(k, "unix-connect") && argc == 2)
@@ -477,8 +487,8 @@ static void on_event(const struct warden_tel_event *ev, void *ctx)
 	if (w->quiet)
 		return;
 	json_t *j = json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:s}", "type", kinds[ev->kind],
-			      "ts_ns", (json_int_t)ev->ts_ns, "pid", ev->pid, "ppid", ev->ppid,
-			      "host_pid", ev->host_pid, "uid", ev->uid, "comm", ev->comm);
+	                      "ts_ns", (json_int_t)ev->ts_ns, "pid", ev->pid, "ppid", ev->ppid,
+	                      "host_pid", ev->host_pid, "uid", ev->uid, "comm", ev->comm);
 	switch (ev->kind) {
 	case WARDEN_TEL_EXEC: {
 		json_t *argv = json_array();
@@ -503,10 +513,10 @@ static void on_event(const struct warden_tel_event *ev, void *ctx)
 	case WARDEN_TEL_REFUSED:
 		json_object_set_new(j, "nr", json_integer(ev->refused.nr));
 		json_object_set_new(j, "err", json_integer(ev->refused.err));
-		json_object_set_new(j, "layer", json_string(ev->refused.layer ==
-									WARDEN_TEL_LAYER_SECCOMP
-								    ? "seccomp"
-								    : "landlock"));
+		json_object_set_new(j, "layer",
+		                    json_string(ev->refused.layer == WARDEN_TEL_LAYER_SECCOMP
+		                                    ? "seccomp"
+		                                    : "landlock"));
 		json_object_set_new(j, "count", json_integer((json_int_t)ev->refused.count));
 		break;
 	case WARDEN_TEL_OOM:
@@ -542,12 +552,12 @@ static json_t *nonzero(const uint64_t *v, int n)
 	return o;
 }
 
-static void emit_counts(struct warden_telemetry *t, struct watch *w, int status,
-			double wall, double cpu)
+static void emit_counts(struct warden_telemetry *t, struct watch *w, int status, double wall,
+                        double cpu)
 {
 	static const char *const kinds[] = {"exec", "exit", "connect", "refused", "oom"};
-	json_t *j = json_pack("{s:s, s:i, s:f, s:f}", "type", "counts", "status", status,
-			      "wall_s", wall, "cpu_s", cpu);
+	json_t *j = json_pack("{s:s, s:i, s:f, s:f}", "type", "counts", "status", status, "wall_s",
+	                      wall, "cpu_s", cpu);
 	if (t) {
 		_cleanup_error_ struct warden_error *err = NULL;
 		_cleanup_free_ struct warden_tel_counts *c = xcalloc(1, sizeof(*c));
@@ -578,7 +588,7 @@ static void emit_counts(struct warden_telemetry *t, struct watch *w, int status,
 }
 
 struct opts {
-	bool watch, outside, drain, quiet;
+	bool watch, outside, drain, quiet, leave;
 	struct warden_tel_opts tel;
 	uint64_t memory;
 };
@@ -616,7 +626,7 @@ static int watch_cmd(struct opts *o, char **argv)
 			die("%s", warden_error_text(err));
 		}
 		emit(out_fd, json_pack("{s:s, s:I, s:I}", "type", "attach", "cgroup_id",
-				       (json_int_t)id, "attach_ns", (json_int_t)(t1 - t0)));
+		                       (json_int_t)id, "attach_ns", (json_int_t)(t1 - t0)));
 	}
 	int go[2];
 	if (pipe2(go, O_CLOEXEC) < 0)
@@ -650,7 +660,7 @@ static int watch_cmd(struct opts *o, char **argv)
 	if (pidfd < 0)
 		die("pidfd_open: %m");
 	struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN},
-			      {.fd = t ? warden_telemetry_fd(t) : -1, .events = POLLIN}};
+	                      {.fd = t ? warden_telemetry_fd(t) : -1, .events = POLLIN}};
 	for (;;) {
 		int n = poll(p, t && o->drain ? 2 : 1, -1);
 		if (n < 0 && errno != EINTR)
@@ -666,8 +676,8 @@ static int watch_cmd(struct opts *o, char **argv)
 		die("wait: %m");
 	double wall = (double)(now_ns(CLOCK_MONOTONIC) - start) / 1e9;
 	double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-		     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-	if (t)
+	             (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	if (t && !o->leave)
 		drain_all(t, &w);
 	emit_counts(t, &w, status, wall, cpu);
 	warden_telemetry_detach(t);
@@ -712,18 +722,24 @@ static int bench_attach(struct opts *o, long n)
 		remove_group(group);
 	}
 	emit(out_fd, json_pack("{s:s, s:o, s:o}", "type", "bench-attach", "attach_ns", att,
-			       "detach_ns", det));
+	                       "detach_ns", det));
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"no-watch", no_argument, NULL, 'n'}, {"outside", no_argument, NULL, 'o'},
-	    {"ring", required_argument, NULL, 'r'}, {"no-drain", no_argument, NULL, 'd'},
-	    {"quiet", no_argument, NULL, 'q'},     {"lsm-hooks", no_argument, NULL, 'l'},
-	    {"pin-root", required_argument, NULL, 'p'}, {"memory", required_argument, NULL, 'm'},
-	    {"out", required_argument, NULL, 'O'},  {NULL, 0, NULL, 0},
+	    {"no-watch", no_argument, NULL, 'n'},
+	    {"outside", no_argument, NULL, 'o'},
+	    {"ring", required_argument, NULL, 'r'},
+	    {"no-drain", no_argument, NULL, 'd'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"lsm-hooks", no_argument, NULL, 'l'},
+	    {"pin-root", required_argument, NULL, 'p'},
+	    {"memory", required_argument, NULL, 'm'},
+	    {"out", required_argument, NULL, 'O'},
+	    {"leave", no_argument, NULL, 'L'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct opts o = {.watch = true, .drain = true};
 	int c;
@@ -754,6 +770,9 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			o.memory = strtoull(optarg, NULL, 0);
+			break;
+		case 'L':
+			o.leave = true;
 			break;
 		case 'O':
 			out_fd = open(optarg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

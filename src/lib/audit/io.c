@@ -67,7 +67,9 @@ int audit_reader_next(struct audit_reader *r, const char **ret_line, size_t *ret
 {
 	size_t scanned = r->pos;
 	for (;;) {
-		char *nl = memchr(r->buf + scanned, '\n', r->len - scanned);
+		/* (scanned is relative to pos: reader_fill() moves buf[pos..len) to the front) */
+		char *nl =
+		    r->len > scanned ? memchr(r->buf + scanned, '\n', r->len - scanned) : NULL;
 		if (nl) {
 			*ret_line = r->buf + r->pos;
 			*ret_len = (size_t)(nl - (r->buf + r->pos));

@@ -277,7 +277,7 @@ static int state_rebuild(struct warden_audit *a, uint64_t size, struct warden_er
 		bool is_cp = memmem(line, len, "\"kind\":\"" AUDIT_CHECKPOINT_KIND "\"",
 		                    strlen(AUDIT_CHECKPOINT_KIND) + 9) != NULL;
 		if (first || is_cp) {
-			json_t *j = json_loadb(line, len, 0, NULL);
+			json_t *j = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
 			const char *kind = json_string_value(json_object_get(j, "kind"));
 			int64_t t = audit_parse_time(json_string_value(json_object_get(j, "ts")));
 			if (kind && streq(kind, AUDIT_CHECKPOINT_KIND)) {

@@ -45,7 +45,7 @@ static int check_record(struct verify_ctx *c, const char *line, size_t len, uint
 {
 	uint64_t n = c->tree.size;
 	json_error_t jerr;
-	json_auto_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	json_auto_t *j = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!j)
 		return bad(err, c->log, line_no, n, "not JSON: %s (column %d)", jerr.text,
 		           jerr.column);
@@ -252,7 +252,7 @@ static int latest_checkpoint(int fd, uint64_t size, const char *log, char **ret_
 	while ((k = audit_reader_next(&rd, &line, &len, &complete, err)) > 0 && complete) {
 		if (memmem(line, len, "\"kind\":\"" AUDIT_CHECKPOINT_KIND "\"",
 		           strlen(AUDIT_CHECKPOINT_KIND) + 9)) {
-			json_t *j = json_loadb(line, len, 0, NULL);
+			json_t *j = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
 			const char *kind = json_string_value(json_object_get(j, "kind"));
 			const char *text = json_string_value(json_object_get(j, "note"));
 			if (kind && streq(kind, AUDIT_CHECKPOINT_KIND) && text) {
@@ -473,7 +473,7 @@ static int check_proof(const json_t *proof, const struct audit_key *key, const c
 			                 "\"path\" holds something other than base64 "
 			                 "SHA-256 hashes");
 	}
-	json_t *rec = json_loads(record, JSON_REJECT_DUPLICATES, NULL);
+	json_t *rec = json_loads(record, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
 	json_t *seq = json_object_get(rec, "seq");
 	bool seq_ok = json_is_integer(seq) && json_integer_value(seq) == (json_int_t)idx;
 	json_decref(rec);

@@ -344,6 +344,10 @@ _Noreturn void ns_init_main(const struct warden_plan *plan, const struct warden_
 	spin_on(&shared->go);
 	receive_go(plan, tree_fds);
 	take_identity(plan);
+	/* Changing credentials clears the parent-death signal: set it again. A supervisor
+	 * that died in between is noticed at the next read of the socket (JOINED). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(125);
 	setup(plan, tree_fds, &workdir_created, shared);
 
 	sigset_t mask;

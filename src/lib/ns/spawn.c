@@ -86,6 +86,18 @@ static void share_stdio_pipes(const struct warden_plan *plan)
 	}
 }
 
+/* A send to init failed: init most likely stopped on an error of its own, which it sent
+ * before exiting; that message says far more than the broken pipe does. */
+static int send_failed(struct ns_state *st, int r, struct warden_error **err)
+{
+	struct sync_msg m;
+	struct pollfd p = {.fd = st->sock, .events = POLLIN};
+	if (poll(&p, 1, 0) == 1 && sync_recv(st->sock, &m, NULL, 0, NULL) == 0 &&
+	    (m.type == SYNC_ERROR || m.type == SYNC_EXEC_FAILED))
+		return warden_error_set(err, m.errnum, "%s: %s", m.step, m.text);
+	return warden_error_set(err, -r, "starting the sandbox");
+}
+
 static int send_go(struct ns_state *st, const struct warden_plan *plan, const int *tree_fds,
                    struct sync_shared *shared, struct warden_error **err)
 {
@@ -99,7 +111,7 @@ static int send_go(struct ns_state *st, const struct warden_plan *plan, const in
 	}
 	int r = sync_send(st->sock, &m, fds, n);
 	if (r < 0)
-		return warden_error_set(err, -r, "starting the sandbox");
+		return send_failed(st, r, err);
 	/* Published after the message is queued, so init's recv never blocks. */
 	__atomic_store_n(&shared->go, 1, __ATOMIC_RELEASE);
 	return 0;
@@ -126,7 +138,7 @@ static int join_cgroups(struct warden_sandbox *sb, struct ns_state *st, struct s
 		return -1;
 	int r = sync_send(st->sock, &m, NULL, 0);
 	if (r < 0)
-		return warden_error_set(err, -r, "starting the sandbox");
+		return send_failed(st, r, err);
 	__atomic_store_n(&shared->joined, 1, __ATOMIC_RELEASE);
 	return 0;
 }

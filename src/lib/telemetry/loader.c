@@ -1,12 +1,13 @@
 /* loader.c: one set of BPF programs for the whole host, loaded once and pinned.
  *
- * Sections: libbpf's messages; probing what the kernel offers; bpffs and the lock;
- * removing what is stale; loading and pinning; opening the pinned set; the public probe.
+ * Sections: libbpf's messages; bpffs and the lock; removing what is stale; loading and
+ * pinning; opening the pinned set; the public probe. What the kernel offers is found by
+ * probe.c; the pool of rings is pool.c's.
  *
- * Layout: <pin root>/<tag>/ holds the outer maps (pcpu, shared, rings, dead), one link per
- * attached program (named after it), and `info`, pinned last: a set whose `info` exists
- * is complete. The tag is a hash of the BPF object, so wardens built from the same
- * programs share one set and a new build never reads maps laid out by another.
+ * Layout: <pin root>/<tag>/ holds the shared maps (pcpu, shared, slot_of, slots, rings,
+ * dead), one link per attached program (named after it), and `info`, pinned last: a set
+ * whose `info` exists is complete. The tag is a hash of the BPF object, so wardens built from the
+ * same programs share one set and a new build never reads maps laid out by another.
  */
 #define _GNU_SOURCE
 #include "tel-internal.h"
@@ -23,6 +24,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -40,7 +42,6 @@ static char libbpf_last[512];
 static int libbpf_capture(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char line[sizeof(libbpf_last)];
-	if (getenv("TELDEBUG")) { vfprintf(stderr, fmt, ap); return 0; } /* XXX */
 	if (level == LIBBPF_DEBUG)
 		return 0;
 	vsnprintf(line, sizeof(line), fmt, ap);
@@ -48,165 +49,6 @@ static int libbpf_capture(enum libbpf_print_level level, const char *fmt, va_lis
 	if (line[0])
 		memcpy(libbpf_last, line, sizeof(line));
 	return 0;
-}
-
-/* ---- probing what the kernel offers ------------------------------------------------------ */
-
-struct probe {
-	char *core_why;     /* why nothing can run, or NULL */
-	uint32_t sources;   /* optional sources the kernel has (WD_SRC_*) */
-	bool cgroup_rmdir;  /* the cgroup_rmdir tracepoint is there */
-	struct btf *btf;    /* the kernel's BTF, for the per-hook checks when loading */
-};
-
-static bool btf_func(const struct btf *btf, const char *name)
-{
-	return btf__find_by_name_kind(btf, name, BTF_KIND_FUNC) > 0;
-}
-
-/* The number of arguments the tracepoint passes its programs (the context pointer of
- * btf_trace_<name> not counted), or -1 when the kernel has no such tracepoint. */
-static int btf_tracepoint_args(const struct btf *btf, const char *name)
-{
-	char tname[128];
-	snprintf(tname, sizeof(tname), "btf_trace_%s", name);
-	int id = btf__find_by_name_kind(btf, tname, BTF_KIND_TYPEDEF);
-	const struct btf_type *t = id > 0 ? btf__type_by_id(btf, id) : NULL;
-	if (t)
-		t = btf__type_by_id(btf, t->type); /* pointer */
-	if (t && btf_is_ptr(t))
-		t = btf__type_by_id(btf, t->type); /* function prototype */
-	return t && btf_is_func_proto(t) ? btf_vlen(t) - 1 : -1;
-}
-
-static bool btf_member(const struct btf *btf, const char *strct, const char *member)
-{
-	int id = btf__find_by_name_kind(btf, strct, BTF_KIND_STRUCT);
-	const struct btf_type *t = id > 0 ? btf__type_by_id(btf, id) : NULL;
-	const struct btf_member *m = t ? btf_members(t) : NULL;
-	for (int i = 0; m && i < btf_vlen(t); i++)
-		if (streq(btf__name_by_offset(btf, m[i].name_off), member))
-			return true;
-	return false;
-}
-
-/* Whether the kernel knows this BPF helper: its name in enum bpf_func_id. */
-static bool btf_helper(const struct btf *btf, const char *name)
-{
-	int id = btf__find_by_name_kind(btf, "bpf_func_id", BTF_KIND_ENUM);
-	const struct btf_type *t = id > 0 ? btf__type_by_id(btf, id) : NULL;
-	const struct btf_enum *e = t ? btf_enum(t) : NULL;
-	for (int i = 0; e && i < btf_vlen(t); i++)
-		if (streq(btf__name_by_offset(btf, e[i].name_off), name))
-			return true;
-	return false;
-}
-
-static int landlock_abi(void)
-{
-	return (int)syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* _VERSION */);
-}
-
-static void probe_set_core(struct probe *p, char *why)
-{
-	if (!p->core_why)
-		p->core_why = why;
-	else
-		free(why);
-}
-
-/* What can run here, without loading anything: privileges, bpf(), BTF and the hooks. The
- * core (counts, exec, exit, connect, seccomp refusals) needs only tracepoints, task
- * storage and ring buffers (Linux 5.11+); Landlock refusals and OOM kills depend on what
- * the kernel has. */
-static void probe_kernel(struct probe *p, bool lsm_hooks)
-{
-	static const char *const core_tps[] = {"sys_enter", "sys_exit", "sched_process_fork",
-					       "sched_process_exec", "sched_process_exit"};
-	static const char *const core_helpers[] = {"BPF_FUNC_ringbuf_reserve",
-						   "BPF_FUNC_task_storage_get",
-						   "BPF_FUNC_get_current_task_btf"};
-	*p = (struct probe){0};
-	if (geteuid() != 0) {
-		/* BPF tracing programs need CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before
-		 * 5.8), which rootless warden never has; its sandboxes run without
-		 * telemetry rather than fail. */
-		probe_set_core(p, xstrdup("bpf: Operation not permitted (not root)"));
-		return;
-	}
-	int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, 4, 1, NULL);
-	if (fd < 0) {
-		probe_set_core(p, xasprintf("bpf: %s (bpf() refused: a seccomp filter, a "
-					    "container or kernel lockdown)",
-					    strerror(errno)));
-		return;
-	}
-	close(fd);
-	if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
-		probe_set_core(p, xasprintf("no BTF: /sys/kernel/btf/vmlinux: %s (a kernel "
-					    "without CONFIG_DEBUG_INFO_BTF)",
-					    strerror(errno)));
-		return;
-	}
-	p->btf = btf__load_vmlinux_btf();
-	if (!p->btf) {
-		probe_set_core(p, xasprintf("no BTF: cannot read the kernel's: %s",
-					    strerror(errno)));
-		return;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(core_tps); i++)
-		if (btf_tracepoint_args(p->btf, core_tps[i]) < 1)
-			probe_set_core(p, xasprintf("hook missing: tracepoint %s", core_tps[i]));
-	for (size_t i = 0; i < ARRAY_SIZE(core_helpers); i++)
-		if (!btf_helper(p->btf, core_helpers[i]))
-			probe_set_core(p, xasprintf("hook missing: BPF helper %s (Linux 5.11 or "
-						    "later needed)",
-						    core_helpers[i] + 9));
-	if (landlock_abi() >= 1) {
-		if (!lsm_hooks && btf_member(p->btf, "landlock_hierarchy", "num_denials"))
-			p->sources |= WD_SRC_LANDLOCK_EXIT;
-		else if (btf_func(p->btf, "security_file_open") &&
-			 btf_helper(p->btf, "BPF_FUNC_get_func_ret"))
-			p->sources |= WD_SRC_LANDLOCK_HOOKS;
-	}
-	if (btf_tracepoint_args(p->btf, "mark_victim") == 2) /* (task, uid): Linux 6.8+ */
-		p->sources |= WD_SRC_OOM;
-	else if (btf_func(p->btf, "mark_oom_victim"))
-		p->sources |= WD_SRC_OOM_FENTRY;
-	p->cgroup_rmdir = btf_tracepoint_args(p->btf, "cgroup_rmdir") >= 1;
-}
-
-static void probe_clear(struct probe *p)
-{
-	free(p->core_why);
-	btf__free(p->btf);
-	*p = (struct probe){0};
-}
-
-void tel_sources_why_off(uint32_t sources, struct strv *why_not)
-{
-	const char *tramp = sources & WD_SRC_NO_TRAMPOLINE
-				? " (and this kernel refuses fentry/fexit programs)"
-				: "";
-	if (!why_not)
-		return;
-	if (!(sources & WD_SRC_LANDLOCK_MASK)) {
-		if (landlock_abi() < 1)
-			strv_push(why_not, "Landlock refusals off: Landlock is not enabled");
-		else if (sources & WD_SRC_NO_CALIB)
-			strv_push(why_not, "Landlock refusals off: Landlock's domain could not "
-					   "be located in the task credentials");
-		else
-			strv_push_take(why_not,
-				       xasprintf("Landlock refusals off: hook missing: Landlock "
-						 "keeps no denial counts (Linux 6.15+ with "
-						 "CONFIG_AUDIT)%s",
-						 tramp));
-	}
-	if (!(sources & WD_SRC_OOM_MASK))
-		strv_push_take(why_not, xasprintf("OOM kill events off: hook missing: tracepoint "
-						  "mark_victim with its task (Linux 6.8+)%s",
-						  tramp));
 }
 
 /* ---- bpffs and the lock ------------------------------------------------------------------ */
@@ -219,7 +61,7 @@ static int ensure_bpffs(const char *root, struct warden_error **err)
 	struct statfs sf;
 	if (statfs("/sys/fs/bpf", &sf) < 0 || sf.f_type != BPF_FS_MAGIC) {
 		if (mount("bpf", "/sys/fs/bpf", "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-			  "mode=0700") < 0)
+		          "mode=0700") < 0)
 			return warden_error_set(err, errno, "mounting bpffs at /sys/fs/bpf");
 	}
 	if (mkdir(root, 0700) < 0 && errno != EEXIST)
@@ -231,7 +73,7 @@ static int ensure_bpffs(const char *root, struct warden_error **err)
 
 /* Two wardens starting at once must load the programs once: the loader holds this lock
  * from its check that nothing is pinned until its last pin. */
-static int take_lock(struct warden_error **err)
+int tel_take_lock(struct warden_error **err)
 {
 	if (mkdir(TEL_LOCK_DIR, 0755) < 0 && errno != EEXIST)
 		return warden_error_set(err, errno, "%s", TEL_LOCK_DIR);
@@ -263,34 +105,84 @@ static void remove_pins(const char *dir)
 	(void)rmdir(dir);
 }
 
+/* Whether the cgroup v2 group with this id still exists: its id is its file handle on
+ * the cgroup2 mount. */
+static bool cgroup_exists(uint64_t id)
+{
+	static const char *const mounts[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
+	struct {
+		struct file_handle fh;
+		uint64_t id;
+	} h = {.fh.handle_bytes = sizeof(uint64_t), .fh.handle_type = 0xfe /* FILEID_KERNFS */};
+	memcpy(h.fh.f_handle, &id, sizeof(id));
+	for (size_t i = 0; i < ARRAY_SIZE(mounts); i++) {
+		struct statfs sf;
+		_cleanup_close_ int mfd = open(mounts[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (mfd < 0 || fstatfs(mfd, &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC)
+			continue;
+		_cleanup_close_ int fd = open_by_handle_at(mfd, &h.fh, O_RDONLY | O_CLOEXEC);
+		return fd >= 0 || errno != ESTALE;
+	}
+	return true; /* cannot tell: assume it does */
+}
+
+/* Whether a set still watches a sandbox that exists. */
+static bool set_in_use(const char *dir)
+{
+	_cleanup_free_ char *map = xasprintf("%s/pcpu", dir);
+	_cleanup_close_ int fd = bpf_obj_get(map);
+	uint64_t key;
+	if (fd < 0)
+		return false;
+	int r = bpf_map_get_next_key(fd, NULL, &key);
+	while (r == 0) {
+		if (cgroup_exists(key))
+			return true;
+		r = bpf_map_get_next_key(fd, &key, &key);
+	}
+	return false;
+}
+
 /* Sets pinned by other builds of warden keep their programs attached, costing every
  * system call on the host a little, until their pins go. Under the lock, a set that
- * watches no sandbox is removed (unpinning its links detaches its programs); one still in
- * use is left to its wardens. A warden of that build attaching at this very moment would
- * find its programs gone: the price of not keeping dead programs forever. */
-static void remove_stale_sets(const char *root, const char *keep)
+ * watches no live sandbox is removed (unpinning its links detaches its programs); one
+ * still in use is left to its wardens. A warden of that build attaching at this very
+ * moment would find its programs gone: the price of not keeping dead programs forever. */
+static bool remove_stale_sets(const char *root, const char *keep, bool dry)
 {
 	_cleanup_closedir_ DIR *d = opendir(root);
 	struct dirent *de;
+	bool found = false;
 	if (!d)
-		return;
+		return false;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.' || streq(de->d_name, keep))
 			continue;
+		found = true;
 		_cleanup_free_ char *dir = xasprintf("%s/%s", root, de->d_name);
-		_cleanup_free_ char *map = xasprintf("%s/pcpu", dir);
-		_cleanup_close_ int fd = bpf_obj_get(map);
-		uint64_t key;
-		if (fd >= 0 && bpf_map_get_next_key(fd, NULL, &key) == 0)
-			continue; /* watching at least one sandbox */
-		remove_pins(dir);
+		if (!dry && !set_in_use(dir))
+			remove_pins(dir);
 	}
+	return found;
+}
+
+/* A set of another build that was in use when this build's set was loaded stays attached
+ * after its last sandbox unless someone removes it later: every attach looks (one
+ * readdir of a directory that normally holds one entry) and, finding one, removes it
+ * under the lock once it watches nothing. */
+static void remove_stale_sets_later(const char *root, const char *dir)
+{
+	const char *keep = strrchr(dir, '/') + 1;
+	if (!remove_stale_sets(root, keep, true))
+		return;
+	_cleanup_close_ int lock = tel_take_lock(NULL);
+	if (lock >= 0)
+		(void)remove_stale_sets(root, keep, false);
 }
 
 /* ---- loading and pinning ----------------------------------------------------------------- */
 
-static int pin_map(struct bpf_map *m, const char *dir, const char *name,
-		   struct warden_error **err)
+static int pin_map(struct bpf_map *m, const char *dir, const char *name, struct warden_error **err)
 {
 	_cleanup_free_ char *path = xasprintf("%s/%s", dir, name);
 	if (bpf_map__pin(m, path) < 0)
@@ -307,7 +199,7 @@ static bool is_trampoline(const struct bpf_program *prog)
 /* Which programs to load: the core ones always, the optional ones where the kernel has
  * their hook; fentry/fexit ones only while `trampolines`. The calibration program is
  * loaded with the rest but attached only while calibrating. */
-static void choose_programs(struct warden_bpf *skel, const struct probe *p, bool trampolines)
+static void choose_programs(struct warden_bpf *skel, const struct tel_probe *p, bool trampolines)
 {
 	struct bpf_program *prog;
 	bpf_object__for_each_program(prog, skel->obj)
@@ -315,7 +207,7 @@ static void choose_programs(struct warden_bpf *skel, const struct probe *p, bool
 		const char *name = bpf_program__name(prog);
 		bool on = true;
 		if (strncmp(name, "wd_ll_", 6) == 0)
-			on = (p->sources & WD_SRC_LANDLOCK_HOOKS) && btf_func(p->btf, name + 6);
+			on = (p->sources & WD_SRC_LANDLOCK_HOOKS) && tel_btf_func(p->btf, name + 6);
 		else if (streq(name, "wd_oom"))
 			on = p->sources & WD_SRC_OOM;
 		else if (streq(name, "wd_oom_fentry"))
@@ -387,8 +279,8 @@ static int calibrate_landlock(struct warden_bpf *skel)
 }
 
 /* Load the chosen programs, attach and pin them. Fails without side effects in dir. */
-static int load_and_pin(const char *dir, struct probe *p, bool trampolines,
-			struct warden_error **err)
+static int load_and_pin(const char *dir, struct tel_probe *p, bool trampolines,
+                        struct warden_error **err)
 {
 	struct warden_bpf *skel = warden_bpf__open();
 	struct bpf_program *prog;
@@ -401,9 +293,9 @@ static int load_and_pin(const char *dir, struct probe *p, bool trampolines,
 		goto out;
 	}
 	struct wd_info info = {.sources = p->sources,
-			       .abi = WD_ABI,
-			       .landlock_off = -1,
-			       .ncpus = (uint32_t)libbpf_num_possible_cpus()};
+	                       .abi = WD_ABI,
+	                       .landlock_off = -1,
+	                       .ncpus = (uint32_t)libbpf_num_possible_cpus()};
 	if (!trampolines)
 		info.sources &= ~(WD_SRC_LANDLOCK_HOOKS | WD_SRC_OOM_FENTRY);
 	if (info.sources & WD_SRC_LANDLOCK_EXIT) {
@@ -422,7 +314,7 @@ static int load_and_pin(const char *dir, struct probe *p, bool trampolines,
 		struct bpf_link *link = bpf_program__attach(prog);
 		if (!link) {
 			warden_error_set(err, errno, "attaching %s: %s", bpf_program__name(prog),
-					 libbpf_last);
+			                 libbpf_last);
 			goto out;
 		}
 		_cleanup_free_ char *path = xasprintf("%s/%s", dir, bpf_program__name(prog));
@@ -438,12 +330,26 @@ static int load_and_pin(const char *dir, struct probe *p, bool trampolines,
 	}
 	uint32_t zero = 0;
 	if (bpf_map__update_elem(skel->maps.info, &zero, sizeof(zero), &info, sizeof(info),
-				 BPF_ANY) < 0) {
+	                         BPF_ANY) < 0) {
 		warden_error_set(err, errno, "writing the info map");
 		goto out;
 	}
+	/* The first rings of the pool, so that the first sandboxes find one free. */
+	struct wd_slot *slots = mmap(NULL, tel_slots_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED,
+	                             bpf_map__fd(skel->maps.slots), 0);
+	if (slots == MAP_FAILED) {
+		warden_error_set(err, errno, "mapping the ring pool");
+		goto out;
+	}
+	int g =
+	    tel_pool_grow(bpf_map__fd(skel->maps.rings), slots, WD_RING_DEF, TEL_POOL_GROW, err);
+	munmap(slots, tel_slots_bytes());
+	if (g < 0)
+		goto out;
 	if (pin_map(skel->maps.pcpu, dir, "pcpu", err) < 0 ||
 	    pin_map(skel->maps.shared, dir, "shared", err) < 0 ||
+	    pin_map(skel->maps.slot_of, dir, "slot_of", err) < 0 ||
+	    pin_map(skel->maps.slots, dir, "slots", err) < 0 ||
 	    pin_map(skel->maps.rings, dir, "rings", err) < 0 ||
 	    pin_map(skel->maps.dead, dir, "dead", err) < 0 ||
 	    pin_map(skel->maps.info, dir, "info", err) < 0) /* last: the set is complete */
@@ -459,7 +365,7 @@ out:
 /* Some kernels refuse BPF trampolines (fentry/fexit) outright; everything essential runs
  * without them, so a refusal means loading again without, and saying what that turned
  * off. */
-static int load_best(const char *dir, struct probe *p, struct warden_error **err)
+static int load_best(const char *dir, struct tel_probe *p, struct warden_error **err)
 {
 	bool wanted = p->sources & (WD_SRC_LANDLOCK_HOOKS | WD_SRC_OOM_FENTRY);
 	_cleanup_error_ struct warden_error *first = NULL;
@@ -469,8 +375,8 @@ static int load_best(const char *dir, struct probe *p, struct warden_error **err
 		return 0;
 	p->sources |= WD_SRC_NO_TRAMPOLINE;
 	if (load_and_pin(dir, p, false, err) < 0)
-		return warden_error_wrap(err, "(and with fentry/fexit: %s)",
-					 warden_error_text(first));
+		return warden_error_wrap(err, "without fentry/fexit (with them: %s)",
+		                         warden_error_text(first));
 	return 0;
 }
 
@@ -483,10 +389,23 @@ static int open_pin(const char *dir, const char *name)
 	return bpf_obj_get(path);
 }
 
+static void close_set(struct tel_set *s)
+{
+	int *fds[] = {&s->pcpu_fd, &s->shared_fd, &s->slot_of_fd, &s->rings_fd, &s->dead_fd};
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+		closep(fds[i]);
+		*fds[i] = -1;
+	}
+	if (s->slots)
+		munmap(s->slots, tel_slots_bytes());
+	s->slots = NULL;
+}
+
 /* Open a complete set (its `info` pinned) into s; -errno when there is none. */
 static int open_set(struct tel_set *s)
 {
 	_cleanup_close_ int info_fd = open_pin(s->dir, "info");
+	_cleanup_close_ int slots_fd = -1;
 	struct wd_info info;
 	uint32_t zero = 0;
 	if (info_fd < 0)
@@ -497,15 +416,21 @@ static int open_set(struct tel_set *s)
 		return -EPROTO;
 	s->pcpu_fd = open_pin(s->dir, "pcpu");
 	s->shared_fd = open_pin(s->dir, "shared");
+	s->slot_of_fd = open_pin(s->dir, "slot_of");
 	s->rings_fd = open_pin(s->dir, "rings");
 	s->dead_fd = open_pin(s->dir, "dead");
-	if (s->pcpu_fd < 0 || s->shared_fd < 0 || s->rings_fd < 0 || s->dead_fd < 0) {
-		int e = errno;
-		closep(&s->pcpu_fd);
-		closep(&s->shared_fd);
-		closep(&s->rings_fd);
-		closep(&s->dead_fd);
-		s->pcpu_fd = s->shared_fd = s->rings_fd = s->dead_fd = -1;
+	slots_fd = open_pin(s->dir, "slots");
+	if (slots_fd >= 0) {
+		/* Shared memory with every other warden: claims are compare-and-swaps. */
+		s->slots =
+		    mmap(NULL, tel_slots_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, slots_fd, 0);
+		if (s->slots == MAP_FAILED)
+			s->slots = NULL;
+	}
+	if (s->pcpu_fd < 0 || s->shared_fd < 0 || s->slot_of_fd < 0 || s->rings_fd < 0 ||
+	    s->dead_fd < 0 || !s->slots) {
+		int e = errno ? errno : EIO;
+		close_set(s);
 		return -e;
 	}
 	s->sources = info.sources;
@@ -520,33 +445,33 @@ static char *set_dir(const struct warden_tel_opts *opts)
 {
 	const char *root = opts && opts->pin_root ? opts->pin_root : TEL_PIN_ROOT;
 	return xasprintf("%s/%s%s", root, WARDEN_BPF_TAG,
-			 opts && opts->landlock_lsm_hooks ? "-lsmhooks" : "");
+	                 opts && opts->landlock_lsm_hooks ? "-lsmhooks" : "");
 }
 
 /* Load the set into s->dir under the lock (unless another warden did while we waited for
  * it) and open it. */
 static int load_locked(struct tel_set *s, const char *root, bool lsm_hooks,
-		       struct warden_error **err)
+                       struct warden_error **err)
 {
-	struct probe p;
+	struct tel_probe p;
 	int r;
 	if (ensure_bpffs(root, err) < 0)
 		return -1;
-	_cleanup_close_ int lock = take_lock(err);
+	_cleanup_close_ int lock = tel_take_lock(err);
 	if (lock < 0)
 		return -1;
 	if (open_set(s) == 0) /* loaded by another warden while we waited */
 		return 0;
-	probe_kernel(&p, lsm_hooks);
+	tel_probe_kernel(&p, lsm_hooks);
 	if (p.core_why) {
 		warden_error_set(err, 0, "%s", p.core_why);
-		probe_clear(&p);
+		tel_probe_clear(&p);
 		return -1;
 	}
 	remove_pins(s->dir); /* what a loader that died half-way left */
-	remove_stale_sets(root, strrchr(s->dir, '/') + 1);
+	(void)remove_stale_sets(root, strrchr(s->dir, '/') + 1, false);
 	r = load_best(s->dir, &p, err);
-	probe_clear(&p);
+	tel_probe_clear(&p);
 	if (r < 0)
 		return -1;
 	r = open_set(s);
@@ -555,19 +480,33 @@ static int load_locked(struct tel_set *s, const char *root, bool lsm_hooks,
 	return 0;
 }
 
-static struct tel_set *set_get_locked(const struct warden_tel_opts *opts,
-				      struct warden_error **err)
+static struct tel_set *set_get_locked(const struct warden_tel_opts *opts, struct warden_error **err)
 {
 	_cleanup_free_ char *dir = set_dir(opts);
 	const char *root = opts && opts->pin_root ? opts->pin_root : TEL_PIN_ROOT;
-	for (struct tel_set *s = sets; s; s = s->next)
-		if (streq(s->dir, dir))
-			return s;
+	/* A set this process opened before, if its pins are still there: a long-lived
+	 * process (the daemon) may see its set removed as stale by a newer build's loader
+	 * while it watched nothing. The old set's struct stays (sandboxes attached to it keep
+	 * their fds); a new one is opened or loaded. */
+	for (struct tel_set **pp = &sets; *pp; pp = &(*pp)->next) {
+		if (!streq((*pp)->dir, dir))
+			continue;
+		if (access((*pp)->dir, F_OK) == 0) {
+			remove_stale_sets_later(root, (*pp)->dir);
+			return *pp;
+		}
+		*pp = (*pp)->next;
+		break;
+	}
 	struct tel_set *s = xcalloc(1, sizeof(*s));
 	s->dir = TAKE_PTR(dir);
-	s->pcpu_fd = s->shared_fd = s->rings_fd = s->dead_fd = -1;
+	s->root = xstrdup(root);
+	s->pcpu_fd = s->shared_fd = s->slot_of_fd = s->rings_fd = s->dead_fd = -1;
 	/* The fast path, every start but the host's first: a few bpf(BPF_OBJ_GET) calls. */
-	if (open_set(s) < 0 && load_locked(s, root, opts && opts->landlock_lsm_hooks, err) < 0) {
+	if (open_set(s) == 0) {
+		remove_stale_sets_later(root, s->dir);
+	} else if (load_locked(s, root, opts && opts->landlock_lsm_hooks, err) < 0) {
+		free(s->root);
 		free(s->dir);
 		free(s);
 		return NULL;
@@ -589,11 +528,15 @@ struct tel_set *tel_set_get(const struct warden_tel_opts *opts, struct warden_er
 void tel_set_collect_dead(struct tel_set *s)
 {
 	uint64_t key;
+	uint32_t idx;
 	/* Usually empty: one system call. */
 	while (bpf_map_get_next_key(s->dead_fd, NULL, &key) == 0) {
 		(void)bpf_map_delete_elem(s->pcpu_fd, &key);
 		(void)bpf_map_delete_elem(s->shared_fd, &key);
-		(void)bpf_map_delete_elem(s->rings_fd, &key);
+		if (bpf_map_lookup_elem(s->slot_of_fd, &key, &idx) == 0) {
+			(void)bpf_map_delete_elem(s->slot_of_fd, &key);
+			tel_slot_release(s, idx, key);
+		}
 		if (bpf_map_delete_elem(s->dead_fd, &key) < 0)
 			break;
 	}
@@ -603,27 +546,29 @@ void tel_set_collect_dead(struct tel_set *s)
 
 static bool probe_available(struct strv *reasons)
 {
-	struct tel_set s = {.dir = set_dir(NULL), .pcpu_fd = -1};
-	struct probe p;
+	struct tel_set s = {.dir = set_dir(NULL),
+	                    .pcpu_fd = -1,
+	                    .shared_fd = -1,
+	                    .slot_of_fd = -1,
+	                    .rings_fd = -1,
+	                    .dead_fd = -1};
+	struct tel_probe p;
 	bool ok;
 	if (geteuid() == 0 && open_set(&s) == 0) {
 		/* Already loaded: the loader checked everything, and noted what is off. */
 		tel_sources_why_off(s.sources, reasons);
-		close(s.pcpu_fd);
-		close(s.shared_fd);
-		close(s.rings_fd);
-		close(s.dead_fd);
+		close_set(&s);
 		free(s.dir);
 		return true;
 	}
 	free(s.dir);
-	probe_kernel(&p, false);
+	tel_probe_kernel(&p, false);
 	ok = !p.core_why;
 	if (ok)
 		tel_sources_why_off(p.sources, reasons);
 	else
 		strv_push(reasons, p.core_why);
-	probe_clear(&p);
+	tel_probe_clear(&p);
 	return ok;
 }
 

@@ -12,8 +12,8 @@ bool warden_telemetry_available(struct strv *why_not)
 }
 
 struct warden_telemetry *warden_telemetry_attach(uint64_t cgroup_id _unused_,
-						 const struct warden_tel_opts *opts _unused_,
-						 struct warden_error **err)
+                                                 const struct warden_tel_opts *opts _unused_,
+                                                 struct warden_error **err)
 {
 	warden_error_set(err, ENOTSUP, WHY);
 	return NULL;
@@ -25,14 +25,14 @@ int warden_telemetry_fd(const struct warden_telemetry *t _unused_)
 }
 
 int warden_telemetry_drain(struct warden_telemetry *t _unused_,
-			   void (*cb)(const struct warden_tel_event *ev, void *ctx) _unused_,
-			   void *ctx _unused_, struct warden_error **err)
+                           void (*cb)(const struct warden_tel_event *ev, void *ctx) _unused_,
+                           void *ctx _unused_, struct warden_error **err)
 {
 	return warden_error_set(err, ENOTSUP, WHY);
 }
 
 int warden_telemetry_counts(const struct warden_telemetry *t _unused_,
-			    struct warden_tel_counts *out _unused_, struct warden_error **err)
+                            struct warden_tel_counts *out _unused_, struct warden_error **err)
 {
 	return warden_error_set(err, ENOTSUP, WHY);
 }

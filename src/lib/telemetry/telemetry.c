@@ -3,10 +3,11 @@
  * Sections: attach (the sandbox's entries in the shared maps); decoding ring records;
  * drain; counts; detach.
  *
- * Attaching creates a ring buffer that belongs to this sandbox alone and inserts it under
- * the sandbox's cgroup id into the pinned hash of rings, next to zeroed entries for its
- * counters; the programs find them there. The supervisor reads its own ring and its own
- * entries, and removing them on detach frees them.
+ * Attaching claims a ring buffer of the pool for this sandbox alone, names it under the
+ * sandbox's cgroup id in `slot_of`, and adds zeroed entries for its counters; the programs
+ * find them there. The supervisor reads its own ring and its own entries; detaching
+ * removes the entries and gives the ring back to the pool. None of this changes a
+ * map-in-map, so none of it waits for an RCU grace period.
  */
 #define _GNU_SOURCE
 #include "tel-internal.h"
@@ -22,12 +23,13 @@
 
 _Static_assert(WD_NR_MAX == WARDEN_TEL_NR_MAX, "system call table sizes differ");
 _Static_assert(WD_PATH_MAX == WARDEN_TEL_PATH_MAX && WD_ARG_MAX == WARDEN_TEL_ARG_MAX &&
-		   WD_ARGS == WARDEN_TEL_ARGS && WD_LAYERS == WARDEN_TEL_LAYER_MAX,
-	       "event layouts differ");
+                   WD_ARGS == WARDEN_TEL_ARGS && WD_LAYERS == WARDEN_TEL_LAYER_MAX,
+               "event layouts differ");
 
 struct warden_telemetry {
 	uint64_t cgroup_id;
 	struct tel_set *set;
+	int slot; /* the ring's index in the pool, or -1 */
 	int ring_fd;
 	struct ring_buffer *rb;
 	int ncpus;
@@ -44,60 +46,53 @@ struct warden_telemetry {
 static void unlink_maps(struct warden_telemetry *t)
 {
 	/* The gate first: once the programs no longer find the cgroup in `pcpu`, they touch
-	 * neither of the others. */
+	 * none of the others. */
 	(void)bpf_map_delete_elem(t->set->pcpu_fd, &t->cgroup_id);
 	(void)bpf_map_delete_elem(t->set->shared_fd, &t->cgroup_id);
-	(void)bpf_map_delete_elem(t->set->rings_fd, &t->cgroup_id);
+	(void)bpf_map_delete_elem(t->set->slot_of_fd, &t->cgroup_id);
 }
 
 static int link_maps(struct warden_telemetry *t, struct warden_error **err)
 {
 	_cleanup_free_ void *pcpu0 = xcalloc((size_t)t->ncpus, t->stride);
 	_cleanup_free_ struct wd_shared_counts *shared0 = xcalloc(1, sizeof(*shared0));
+	uint32_t slot = (uint32_t)t->slot;
 	/* The ring and refusal counters before the gate (`pcpu`), so that a program that
 	 * finds the sandbox finds all of its entries. BPF_NOEXIST: a cgroup has one watcher;
 	 * cgroup ids are never reused while the system runs, so an existing entry is another
 	 * supervisor's. */
-	if (bpf_map_update_elem(t->set->rings_fd, &t->cgroup_id, &t->ring_fd, BPF_NOEXIST) < 0 ||
+	if (bpf_map_update_elem(t->set->slot_of_fd, &t->cgroup_id, &slot, BPF_NOEXIST) < 0 ||
 	    bpf_map_update_elem(t->set->shared_fd, &t->cgroup_id, shared0, BPF_NOEXIST) < 0 ||
 	    bpf_map_update_elem(t->set->pcpu_fd, &t->cgroup_id, pcpu0, BPF_NOEXIST) < 0) {
 		int e = errno;
 		if (e != EEXIST)
 			unlink_maps(t);
-		return warden_error_set(err, e == EEXIST ? EBUSY : e,
-					"watching cgroup %llu%s",
-					(unsigned long long)t->cgroup_id,
-					e == EEXIST ? ": already watched" : "");
+		return warden_error_set(err, e == EEXIST ? EBUSY : e, "watching cgroup %llu%s",
+		                        (unsigned long long)t->cgroup_id,
+		                        e == EEXIST ? ": already watched" : "");
 	}
 	return 0;
 }
 
 static int ring_sample(void *ctx, void *data, size_t size);
 
-/* bpf(BPF_MAP_CREATE) directly: libbpf's wrapper first probes kernel features by loading
- * test programs, which costs more than the rest of an attach. */
-static int map_create(enum bpf_map_type type, const char *name, uint32_t key, uint32_t value,
-		      uint32_t entries)
+/* The fd of the pool's ring at slot: the array of maps gives its id. */
+static int ring_fd_of(const struct tel_set *set, int slot)
 {
-	union bpf_attr a;
-	memset(&a, 0, sizeof(a));
-	a.map_type = type;
-	a.key_size = key;
-	a.value_size = value;
-	a.max_entries = entries;
-	a.map_flags = 0;
-	snprintf(a.map_name, sizeof(a.map_name), "%s", name);
-	return (int)syscall(__NR_bpf, BPF_MAP_CREATE, &a, sizeof(a));
+	uint32_t key = (uint32_t)slot, id = 0;
+	if (bpf_map_lookup_elem(set->rings_fd, &key, &id) < 0)
+		return -1;
+	return bpf_map_get_fd_by_id(id);
 }
 
 struct warden_telemetry *warden_telemetry_attach(uint64_t cgroup_id,
-						 const struct warden_tel_opts *opts,
-						 struct warden_error **err)
+                                                 const struct warden_tel_opts *opts,
+                                                 struct warden_error **err)
 {
 	uint32_t ring = opts && opts->ring_bytes ? opts->ring_bytes : WD_RING_DEF;
 	if (ring < 4096 || (ring & (ring - 1))) {
 		warden_error_set(err, EINVAL, "telemetry ring size %u: not a power of two >= 4096",
-				 ring);
+		                 ring);
 		return NULL;
 	}
 	if (cgroup_id == 0) {
@@ -113,13 +108,21 @@ struct warden_telemetry *warden_telemetry_attach(uint64_t cgroup_id,
 	struct warden_telemetry *t = xcalloc(1, sizeof(*t));
 	t->cgroup_id = cgroup_id;
 	t->set = set;
+	t->slot = -1;
+	t->ring_fd = -1;
 	t->ncpus = set->ncpus;
 	/* A per-CPU value goes through bpf() as one copy per possible CPU, each rounded up
 	 * to 8 bytes. */
 	t->stride = (sizeof(struct wd_pcpu_counts) + 7) & ~(size_t)7;
-	t->ring_fd = map_create(BPF_MAP_TYPE_RINGBUF, "wd_ring", 0, 0, ring);
+	t->slot = tel_slot_claim(set, ring, cgroup_id, err);
+	if (t->slot < 0) {
+		warden_error_wrap(err, "telemetry");
+		goto fail;
+	}
+	t->ring_fd = ring_fd_of(set, t->slot);
 	if (t->ring_fd < 0) {
-		warden_error_set(err, errno, "telemetry: creating the sandbox's ring buffer");
+		warden_error_set(err, errno, "telemetry: opening ring buffer %d of the pool",
+		                 t->slot);
 		goto fail;
 	}
 	t->rb = ring_buffer__new(t->ring_fd, ring_sample, t, NULL);
@@ -127,6 +130,9 @@ struct warden_telemetry *warden_telemetry_attach(uint64_t cgroup_id,
 		warden_error_set(err, errno, "telemetry: mapping the ring buffer");
 		goto fail;
 	}
+	/* What the ring's previous sandbox left unread goes, unread: with no callback set,
+	 * ring_sample() drops every record. */
+	(void)ring_buffer__consume(t->rb);
 	if (link_maps(t, err) < 0) {
 		warden_error_wrap(err, "telemetry");
 		goto fail;
@@ -135,6 +141,8 @@ struct warden_telemetry *warden_telemetry_attach(uint64_t cgroup_id,
 fail:
 	ring_buffer__free(t->rb);
 	closep(&t->ring_fd);
+	if (t->slot >= 0)
+		tel_slot_release(set, (uint32_t)t->slot, cgroup_id);
 	free(t);
 	return NULL;
 }
@@ -156,7 +164,7 @@ static void copy_str(char *dst, size_t dlen, const char *src, size_t slen)
 }
 
 static void decode_hdr(const struct warden_telemetry *t, const struct wd_hdr *h,
-		       struct warden_tel_event *ev)
+                       struct warden_tel_event *ev)
 {
 	ev->ts_ns = (uint64_t)((int64_t)h->ts + t->boot_to_real);
 	ev->pid = h->pid;
@@ -168,7 +176,7 @@ static void decode_hdr(const struct warden_telemetry *t, const struct wd_hdr *h,
 
 /* Fill ev from a record; false for a record that is too short or of an unknown kind. */
 static bool decode(const struct warden_telemetry *t, const void *data, size_t size,
-		   struct warden_tel_event *ev)
+                   struct warden_tel_event *ev)
 {
 	const struct wd_hdr *h = data;
 	if (size < sizeof(*h))
@@ -184,7 +192,7 @@ static bool decode(const struct warden_telemetry *t, const void *data, size_t si
 		copy_str(ev->exec.path, sizeof(ev->exec.path), e->path, sizeof(e->path));
 		for (int i = 0; i < WD_ARGS; i++)
 			copy_str(ev->exec.argv[i], sizeof(ev->exec.argv[i]), e->argv[i],
-				 sizeof(e->argv[i]));
+			         sizeof(e->argv[i]));
 		ev->exec.argc = e->argc;
 		return true;
 	}
@@ -213,7 +221,7 @@ static bool decode(const struct warden_telemetry *t, const void *data, size_t si
 			if (e->path[0] == '\0') {
 				ev->connect.path[0] = '@';
 				copy_str(ev->connect.path + 1, sizeof(ev->connect.path) - 1,
-					 e->path + 1, n - 1);
+				         e->path + 1, n - 1);
 			} else {
 				copy_str(ev->connect.path, sizeof(ev->connect.path), e->path, n);
 			}
@@ -252,7 +260,12 @@ static int64_t boot_to_realtime(void)
 static int ring_sample(void *ctx, void *data, size_t size)
 {
 	struct warden_telemetry *t = ctx;
+	const struct wd_hdr *h = data;
 	struct warden_tel_event ev;
+	/* A record for another sandbox is one a program wrote for the ring's previous owner
+	 * just as it detached: not this sandbox's. */
+	if (!t->cb || size < sizeof(*h) || h->cgid != t->cgroup_id)
+		return 0;
 	if (decode(t, data, size, &ev)) {
 		t->cb(&ev, t->ctx);
 		t->delivered++;
@@ -261,8 +274,8 @@ static int ring_sample(void *ctx, void *data, size_t size)
 }
 
 int warden_telemetry_drain(struct warden_telemetry *t,
-			   void (*cb)(const struct warden_tel_event *ev, void *ctx), void *ctx,
-			   struct warden_error **err)
+                           void (*cb)(const struct warden_tel_event *ev, void *ctx), void *ctx,
+                           struct warden_error **err)
 {
 	/* The programs stamp events with the boot clock, which does not jump; the offset to
 	 * the wall clock is taken now, so it follows the wall clock's adjustments. */
@@ -280,7 +293,7 @@ int warden_telemetry_drain(struct warden_telemetry *t,
 /* ---- counts ----------------------------------------------------------------------------- */
 
 int warden_telemetry_counts(const struct warden_telemetry *t, struct warden_tel_counts *out,
-			    struct warden_error **err)
+                            struct warden_error **err)
 {
 	size_t stride = t->stride;
 	_cleanup_free_ struct wd_pcpu_counts *per = xcalloc((size_t)t->ncpus, stride);
@@ -318,5 +331,6 @@ void warden_telemetry_detach(struct warden_telemetry *t)
 	(void)bpf_map_delete_elem(t->set->dead_fd, &t->cgroup_id);
 	ring_buffer__free(t->rb);
 	closep(&t->ring_fd);
+	tel_slot_release(t->set, (uint32_t)t->slot, t->cgroup_id);
 	free(t);
 }

@@ -93,18 +93,20 @@ struct warden_tel_counts {
 
 struct warden_tel_opts {
 	uint32_t ring_bytes; /* per-sandbox ring size, a power of two >= 4096; 0: 256 KiB */
-	/* Additions, for tests and benchmarks; zero for the defaults. */
-	const char *pin_root;    /* where program sets are pinned; NULL: /sys/fs/bpf/warden */
-	bool landlock_lsm_hooks; /* count Landlock refusals at the LSM hooks' results (the
-				    fallback for kernels without landlock_log_denial) even
-				    where that function exists; a separate pinned set */
+
+	/* Additions, for tests and benchmarks; zero for the defaults. Where program sets are
+	 * pinned (NULL: /sys/fs/bpf/warden). */
+	const char *pin_root;
+	/* Count Landlock refusals at the LSM hooks' results (the fallback for kernels whose
+	 * Landlock keeps no denial counts) even where it does: a separate pinned set. */
+	bool landlock_lsm_hooks;
 };
 
 /* Whether BPF telemetry can run here (root, BTF, bpf() allowed, the needed hooks); when
  * not, the reasons are pushed to why_not ("bpf: Operation not permitted (not root)").
  * Probed once per process. Addition: when it can run but some sources cannot (a hook
  * missing, Landlock disabled), it returns true and pushes one line per source that is off
- * ("seccomp refusals off: hook missing: __secure_computing"). Cheap once the programs are
+ * ("Landlock refusals off: Landlock is not enabled"). Cheap once the programs are
  * loaded (it reads what the loader noted); otherwise it parses the kernel's BTF (tens of
  * milliseconds). */
 bool warden_telemetry_available(struct strv *why_not);

@@ -14,14 +14,15 @@
 #include <linux/types.h>
 #endif
 
-#define WD_NR_MAX     512 /* system call numbers counted (x86-64: < 512) */
-#define WD_PATH_MAX   256
-#define WD_ARG_MAX    64
-#define WD_ARGS       4
-#define WD_UNIX_PATH  108
-#define WD_LAYERS     2 /* seccomp, Landlock */
-#define WD_OUTER_MAX  8192 /* sandboxes watched at once */
-#define WD_RING_DEF   (256 * 1024)
+#define WD_NR_MAX    512 /* system call numbers counted (x86-64: < 512) */
+#define WD_PATH_MAX  256
+#define WD_ARG_MAX   64
+#define WD_ARGS      4
+#define WD_UNIX_PATH 108
+#define WD_LAYERS    2    /* seccomp, Landlock */
+#define WD_OUTER_MAX 8192 /* sandboxes watched at once */
+#define WD_SLOTS     8192 /* rings in the pool */
+#define WD_RING_DEF  (256 * 1024)
 
 /* Per sandbox, one per CPU (the sandbox's entry in a PERCPU_HASH): incremented on the CPU
  * the task runs on, summed by the reader. Atomic adds even so, because a task can be preempted
@@ -51,6 +52,7 @@ enum wd_kind {
 };
 
 struct wd_hdr {
+	__u64 cgid; /* the sandbox it is for: a ring may hold a previous owner's last records */
 	__u32 kind;
 	__u32 pid;      /* thread group id in the task's own pid namespace */
 	__u32 ppid;     /* the parent's, in the same namespace; 0 when outside it */
@@ -99,6 +101,14 @@ struct wd_oom {
 	struct wd_hdr h; /* the victim */
 };
 
+/* A ring of the pool (the `slots` array, mapped into every warden's memory): its size, and
+ * the cgroup id of the sandbox using it (0: free), claimed with a compare-and-swap. */
+struct wd_slot {
+	__u64 owner;
+	__u32 size;
+	__u32 pad;
+};
+
 /* The one entry of the pinned `info` map, written by the loader: which optional sources
  * it attached (so that later wardens can say which are off without probing again), and
  * what the programs need to know at run time. */
@@ -106,14 +116,14 @@ struct wd_oom {
 #define WD_SRC_LANDLOCK_HOOKS (1u << 1) /* the LSM hooks' results (fexit) */
 #define WD_SRC_OOM            (1u << 2) /* tracepoint mark_victim */
 #define WD_SRC_OOM_FENTRY     (1u << 3) /* fentry mark_oom_victim */
-#define WD_SRC_NO_TRAMPOLINE (1u << 8) /* the kernel refused fentry/fexit programs */
-#define WD_SRC_NO_CALIB      (1u << 9) /* Landlock's domain could not be located */
+#define WD_SRC_NO_TRAMPOLINE  (1u << 8) /* the kernel refused fentry/fexit programs */
+#define WD_SRC_NO_CALIB       (1u << 9) /* Landlock's domain could not be located */
 #define WD_SRC_LANDLOCK_MASK  (WD_SRC_LANDLOCK_EXIT | WD_SRC_LANDLOCK_HOOKS)
 #define WD_SRC_OOM_MASK       (WD_SRC_OOM | WD_SRC_OOM_FENTRY)
 
 struct wd_info {
 	__u32 sources;
-	__u32 abi;         /* layout version of these structures */
+	__u32 abi;          /* layout version of these structures */
 	__s32 landlock_off; /* offset of Landlock's domain pointer in cred->security, or -1 */
 	__u32 ncpus;        /* possible CPUs: the copies in a per-CPU value */
 };

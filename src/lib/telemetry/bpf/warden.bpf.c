@@ -6,10 +6,10 @@
  * loader's calibration.
  *
  * Every program starts from the cgroup v2 id of the task it is about and looks it up in
- * the per-sandbox maps; a task of any other cgroup leaves at that first lookup. The
- * per-sandbox maps are created by each sandbox's supervisor and put into the outer maps
- * (hash of maps keyed by cgroup id), so a supervisor reads only its own sandbox's ring and
- * counters.
+ * the per-sandbox maps; a task of any other cgroup leaves at that first lookup. Each
+ * sandbox's supervisor claims a ring buffer of the pool (`rings`, named in `slot_of`) and
+ * adds its entries to the counter hashes, so a supervisor reads only its own sandbox's
+ * events and counters.
  *
  * Everything that must always work hangs off tracepoints (tp_btf: no tracefs, no kprobes,
  * no BPF trampolines, which some kernels refuse): sys_enter and sys_exit carry the system
@@ -17,7 +17,7 @@
  * never reaches sys_enter but still passes sys_exit, so a sys_exit without its sys_enter
  * is a seccomp refusal, with the number and errno still in the registers. Landlock keeps
  * a count of the denials of each domain (Linux 6.15+, for its audit records); a failed
- * call during which that count grew was refused by Landlock. Only where those counts do
+ * call after which that count had grown was refused by Landlock. Only where those counts do
  * not exist are the LSM hooks' results read with fexit (BPF trampolines).
  *
  * x86-64 only: system call numbers and registers are read from its pt_regs.
@@ -38,16 +38,16 @@
  * memory, ring buffers) only when they declare a GPL-compatible license. */
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define EACCES            13
-#define EPERM             1
-#define EXDEV             18
-#define MAX_ERRNO         4095
-#define SIGNAL_GROUP_EXIT 0x00000004
-#define AF_UNIX           1
-#define AF_INET           2
-#define AF_INET6          10
-#define NR_CONNECT        42
-#define NR_GETPPID        110
+#define EACCES             13
+#define EPERM              1
+#define EXDEV              18
+#define MAX_ERRNO          4095
+#define SIGNAL_GROUP_EXIT  0x00000004
+#define AF_UNIX            1
+#define AF_INET            2
+#define AF_INET6           10
+#define NR_CONNECT         42
+#define NR_GETPPID         110
 #define LANDLOCK_MAX_DEPTH 16
 
 /* ---- maps ------------------------------------------------------------------------------ */
@@ -58,9 +58,12 @@ struct ring_inner {
 };
 
 /* cgroup id -> the sandbox's per-CPU counters. Also the gate: a task whose cgroup is not
- * here is not watched. The counters are hash entries rather than inner maps of a
- * map-in-map like the rings: every change of a map-in-map from user space waits for an
- * expedited RCU grace period, which would make attach and detach several times dearer. */
+ * here is not watched. The cgroup, because a sandbox's tasks cannot leave it (no write
+ * access to any cgroup file system, their own cgroup namespace) and every task they
+ * create is born into it; a pid namespace or uid would not hold (nested namespaces,
+ * setuid programs). The counters are hash entries, not maps of their own in a
+ * map of maps: every change of a map of maps from user space waits for an RCU grace
+ * period (see `rings`). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, WD_OUTER_MAX);
@@ -78,13 +81,32 @@ struct {
 	__type(value, struct wd_shared_counts);
 } shared SEC(".maps");
 
-/* cgroup id -> the sandbox's ring buffer. */
+/* The pool of ring buffers, and which one each watched sandbox writes to. A ring is never
+ * put into (or taken out of) `rings` when a sandbox starts or stops: every change of a
+ * map-in-map from user space waits for an RCU grace period (tens of milliseconds on a busy
+ * many-core host). Rings are added to the pool in batches when it runs out, and a sandbox
+ * claims a free one in `slots` (user space only) and names it in `slot_of`. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
-	__uint(max_entries, WD_OUTER_MAX);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, WD_SLOTS);
+	__type(key, __u32);
 	__array(values, struct ring_inner);
 } rings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WD_OUTER_MAX);
+	__type(key, __u64);
+	__type(value, __u32);
+} slot_of SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WD_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct wd_slot);
+} slots SEC(".maps");
 
 /* Watched cgroups that were removed while still in the maps (their supervisor died
  * without detaching): the next attach removes their entries, so that their rings do not
@@ -148,8 +170,8 @@ static __always_inline __u32 pid_nr_in(struct pid *pid, __u32 level, void *ns)
 	if (!pid || level > 32 || BPF_CORE_READ(pid, level) < level)
 		return 0;
 	bpf_probe_read_kernel(&up, sizeof(up),
-			      (void *)pid + bpf_core_field_offset(struct pid, numbers) +
-				  level * bpf_core_type_size(struct upid));
+	                      (void *)pid + bpf_core_field_offset(struct pid, numbers) +
+	                          level * bpf_core_type_size(struct upid));
 	return up.ns == ns ? (__u32)up.nr : 0;
 }
 
@@ -191,8 +213,8 @@ static __always_inline void fill_hdr(struct wd_hdr *h, struct task_struct *t, __
 	struct upid up = {};
 	if (level <= 32)
 		bpf_probe_read_kernel(&up, sizeof(up),
-				      (void *)own + bpf_core_field_offset(struct pid, numbers) +
-					  level * bpf_core_type_size(struct upid));
+		                      (void *)own + bpf_core_field_offset(struct pid, numbers) +
+		                          level * bpf_core_type_size(struct upid));
 	h->kind = kind;
 	h->pad = 0;
 	h->ts = bpf_ktime_get_boot_ns();
@@ -225,14 +247,17 @@ static __always_inline struct wd_pcpu_counts *pcpu_of(__u64 cg)
  * as dropped: losses are counted, never silent. */
 static __always_inline void *reserve(__u64 cg, struct wd_pcpu_counts *c, __u64 size)
 {
-	void *ring = bpf_map_lookup_elem(&rings, &cg);
-	void *e;
+	__u32 *slot = bpf_map_lookup_elem(&slot_of, &cg);
+	void *ring = slot ? bpf_map_lookup_elem(&rings, slot) : NULL;
+	struct wd_hdr *e;
 	if (!ring)
 		return NULL;
 	__sync_fetch_and_add(&c->events, 1);
 	e = bpf_ringbuf_reserve(ring, size, 0);
 	if (!e)
 		__sync_fetch_and_add(&c->drops, 1);
+	else
+		e->cgid = cg;
 	return e;
 }
 
@@ -344,7 +369,7 @@ int BPF_PROG(wd_sys_enter, struct pt_regs *regs, long id)
 	if (id >= 0 && id < WD_NR_MAX)
 		__sync_fetch_and_add(&c->syscalls[id], 1);
 	st = bpf_task_storage_get(&tasks, bpf_get_current_task_btf(), NULL,
-				  BPF_LOCAL_STORAGE_GET_F_CREATE);
+	                          BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st)
 		return 0;
 	st->nr = id;
