@@ -25,7 +25,8 @@ static int request(const char *op, int argc, char **argv)
 		return cli_failf("%s %s: %s", op, argv[1], why ? why : "refused");
 	}
 	if (streq(op, "stats")) {
-		char *out = json_dumps(json_object_get(r, "stats"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		char *out =
+		    json_dumps(json_object_get(r, "stats"), JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		printf("%s\n", out);
 		free(out);
 	}
@@ -59,20 +60,20 @@ static const struct {
 	const char *key, *name, *type, *help;
 	double scale;
 } metrics[] = {
-	{"memory_current", "warden_sandbox_memory_bytes", "gauge", "Memory in use.", 1},
-	{"memory_peak", "warden_sandbox_memory_peak_bytes", "gauge", "Peak memory.", 1},
-	{"cpu_usec", "warden_sandbox_cpu_seconds_total", "counter", "CPU time.", 1e-6},
-	{"pids", "warden_sandbox_pids", "gauge", "Processes and threads.", 1},
-	{"syscalls", "warden_sandbox_syscalls_total", "counter", "System calls made.", 1},
-	{"refused", "warden_sandbox_refused_syscalls_total", "counter",
-	 "System calls refused by seccomp or Landlock.", 1},
-	{"execs", "warden_sandbox_execs_total", "counter", "Programs executed.", 1},
-	{"forks", "warden_sandbox_forks_total", "counter", "Processes forked.", 1},
-	{"events", "warden_sandbox_telemetry_events_total", "counter", "Telemetry events.", 1},
-	{"drops", "warden_sandbox_telemetry_dropped_total", "counter",
-	 "Telemetry events lost (ring buffer full).", 1},
-	{"wall_ms", "warden_sandbox_uptime_seconds", "gauge", "Seconds since start.", 1e-3},
-	{"frozen", "warden_sandbox_frozen", "gauge", "1 while frozen.", 1},
+    {"memory_current", "warden_sandbox_memory_bytes", "gauge", "Memory in use.", 1},
+    {"memory_peak", "warden_sandbox_memory_peak_bytes", "gauge", "Peak memory.", 1},
+    {"cpu_usec", "warden_sandbox_cpu_seconds_total", "counter", "CPU time.", 1e-6},
+    {"pids", "warden_sandbox_pids", "gauge", "Processes and threads.", 1},
+    {"syscalls", "warden_sandbox_syscalls_total", "counter", "System calls made.", 1},
+    {"refused", "warden_sandbox_refused_syscalls_total", "counter",
+     "System calls refused by seccomp or Landlock.", 1},
+    {"execs", "warden_sandbox_execs_total", "counter", "Programs executed.", 1},
+    {"forks", "warden_sandbox_forks_total", "counter", "Processes forked.", 1},
+    {"events", "warden_sandbox_telemetry_events_total", "counter", "Telemetry events.", 1},
+    {"drops", "warden_sandbox_telemetry_dropped_total", "counter",
+     "Telemetry events lost (ring buffer full).", 1},
+    {"wall_ms", "warden_sandbox_uptime_seconds", "gauge", "Seconds since start.", 1e-3},
+    {"frozen", "warden_sandbox_frozen", "gauge", "1 while frozen.", 1},
 };
 
 /* Label values cannot hold a raw '"', '\\' or newline. */
@@ -89,8 +90,9 @@ int cmd_metrics(int argc, char **argv)
 {
 	(void)argv;
 	if (argc > 1) {
-		fputs("usage: warden metrics   (Prometheus text format, for the running sandboxes)\n",
-		      stdout);
+		fputs(
+		    "usage: warden metrics   (Prometheus text format, for the running sandboxes)\n",
+		    stdout);
 		return streq(argv[1], "--help") || streq(argv[1], "-h") ? 0 : EXIT_WARDEN;
 	}
 	struct warden_error *e = NULL;
@@ -122,8 +124,8 @@ int cmd_metrics(int argc, char **argv)
 			json_t *v = json_object_get(s, metrics[m].key);
 			if (!v)
 				continue;
-			double x = json_is_boolean(v) ? (json_is_true(v) ? 1 : 0)
-							: json_number_value(v);
+			double x =
+			    json_is_boolean(v) ? (json_is_true(v) ? 1 : 0) : json_number_value(v);
 			printf("%s{sandbox=\"", metrics[m].name);
 			label(json_string_value(json_object_get(s, "sandbox")));
 			printf("\",policy=\"");
