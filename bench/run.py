@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """warden's benchmarks against bubblewrap, runc and firejail, measured in one run.
 
-usage: bench/run.py [--build DIR] [--quick] [--audit-only] [--telemetry-only]
+usage: bench/run.py [--build DIR] [--quick] [--audit-only] [--telemetry-only] [--net-only]
+       [--daemon-only]
        [--seed S] [--out FILE]
        (--help: the rest)
 
@@ -21,6 +22,14 @@ What it measures (docs/benchmarks.md says why and how to read the results):
                outside any watched group; the exec and connect rates one watched group
                reaches and whether any event was lost; attach and first-load costs.
                --telemetry-only measures just this.
+  network      bulk transfer (--net-bytes per transfer) through proxy mode's CONNECT and
+               SOCKS5 tunnels against a direct loopback transfer; the latency the model
+               gateway adds to non-streaming calls and to a stream's first token, p50 and
+               p99 (bench/net.py, bench/netbench.c). --net-only measures just this.
+  daemon       wardend through its API: create -> exec -> destroy cold and pooled; 1000
+               idle sandboxes and the host memory each costs; 50 clients for 2 minutes,
+               then again with wardend killed (SIGKILL) and restarted midway
+               (bench/daemon.py). --daemon-only measures just this.
 
 The contenders are interleaved in rounds, in a shuffled order each round, so that the
 machine's drift (other load, frequency, caches) hits all of them alike. Only Debian's
@@ -40,6 +49,11 @@ import subprocess
 import sys
 import time
 
+import daemon
+import net
+from common import percentile, take_turns
+
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -51,16 +65,10 @@ TARGETS = {
     "slowdown_pct": 5.0,
     "audit_records_per_s": 20000.0,
     "telemetry_overhead_pct": 3.0,
+    "tunnel_throughput_ratio": net.TUNNEL_RATIO_TARGET,
 }
 
 # ---- statistics -------------------------------------------------------------------------
-
-
-def percentile(xs, q):
-    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
-    s = sorted(xs)
-    k = max(0, min(len(s) - 1, int(round(q / 100.0 * len(s) + 0.5)) - 1))
-    return s[k]
 
 
 def summary(xs):
@@ -421,23 +429,8 @@ def lockstep(argvs, chunks, rng):
     {name: [chunk result, ...]}. All of them are pinned to the same CPU (sandboxes keep
     the affinity they start with): CPUs of a virtual machine can differ by tens of per
     cent in the same loop, which would otherwise decide the comparison."""
-    procs = {}
     cpu = max(os.sched_getaffinity(0))
-    try:
-        for name, argv in argvs.items():
-            procs[name] = Looper(argv, cpu)
-        runs = {name: [] for name in argvs}
-        for i in range(chunks + 1):
-            order = list(argvs)
-            rng.shuffle(order)
-            for name in order:
-                r = procs[name].chunk()
-                if i > 0:
-                    runs[name].append(r)
-    finally:
-        for p in procs.values():
-            p.close()
-    return runs
+    return take_turns(argvs, chunks, rng, lambda argv: Looper(argv, cpu), Looper.chunk)
 
 
 def compare(inside, outside):
@@ -1026,8 +1019,25 @@ def verdict(ok):
     return "met" if ok else "NOT MET"
 
 
+def net_parameters(args):
+    return {"net_bytes": args.net_bytes, "net_rounds": args.net_rounds,
+            "gateway_calls": args.gateway_calls, "gateway_rounds": args.gateway_rounds,
+            "provider_delay_us": args.provider_delay_us}
+
+
+def measure_daemon(args, build, warden, progress):
+    return daemon.measure_daemon(build, warden, args.daemon_trips, args.daemon_idle,
+                                 args.daemon_clients, args.daemon_seconds, progress)
+
+
+def measure_network(args, warden, bench_dir, rng, progress):
+    return net.measure_net(warden, bench_dir, args.net_bytes, args.net_rounds,
+                           args.gateway_calls, args.gateway_rounds, args.provider_delay_us,
+                           rng, progress)
+
+
 def build_results(args, info, cs, memory, slowdown, breakdown, audit, started, elapsed,
-                  load0, telemetry, sandbox_tel):
+                  load0, telemetry, sandbox_tel, network, daemon_res):
     cold = {}
     for c in cs:
         entry = {"label": c.label, "argv": c.argv, "note": c.note}
@@ -1081,6 +1091,8 @@ def build_results(args, info, cs, memory, slowdown, breakdown, audit, started, e
                                           "target": f">= {TARGETS['audit_records_per_s']:.0f}",
                                           "met": rate >= TARGETS["audit_records_per_s"]}
     targets.update(sandbox_telemetry_targets(sandbox_tel))
+    targets.update(net.net_targets(network))
+    targets.update(daemon.daemon_targets(daemon_res))
     for k in memory:
         memory[k]["vmhwm_kib_median"] = statistics.median(memory[k]["vmhwm_kib"])
         memory[k]["vmhwm_kib_max"] = max(memory[k]["vmhwm_kib"])
@@ -1091,11 +1103,12 @@ def build_results(args, info, cs, memory, slowdown, breakdown, audit, started, e
                        "python_chunk": args.py_chunk, "breakdown_chunks": args.breakdown_chunks,
                        "audit_records": args.audit_records, "audit_batch": args.audit_batch,
                        "audit_per_record": args.audit_per_record,
-                       "audit_runs": args.audit_runs, "seed": args.seed},
+                       "audit_runs": args.audit_runs, "seed": args.seed,
+                       **net_parameters(args)},
         "machine": info, "loadavg_start": load0, "loadavg_end": loadavg(),
         "cold_start": cold, "memory": memory, "slowdown": slowdown,
         "slowdown_breakdown": breakdown, "audit_log": audit, "telemetry": telemetry,
-        "sandbox_telemetry": sandbox_tel,
+        "sandbox_telemetry": sandbox_tel, "network": network, "daemon": daemon_res,
         "targets": targets,
     }
 
@@ -1153,6 +1166,10 @@ def print_report(res):
     out.append("")
     out += telemetry_report(res["telemetry"])
     out.append("")
+    out += net.net_report(res["network"])
+    out.append("")
+    out += daemon.daemon_report(res["daemon"])
+    out.append("")
     out.append("Targets")
     for k, t in res["targets"].items():
         v = t["value"]
@@ -1187,6 +1204,27 @@ def main():
                     help="watched/unwatched `make -j2` pairs")
     ap.add_argument("--telemetry-only", action="store_true",
                     help="measure only the eBPF telemetry (build/tests/telwatch)")
+    ap.add_argument("--net-bytes", type=int, default=256 << 20,
+                    help="bytes per bulk transfer (default 256 MiB)")
+    ap.add_argument("--net-rounds", type=int, default=7,
+                    help="interleaved rounds of transfers (one per client each)")
+    ap.add_argument("--gateway-calls", type=int, default=400,
+                    help="sequential calls per gateway/direct client and kind of call")
+    ap.add_argument("--gateway-rounds", type=int, default=10,
+                    help="rounds the gateway calls are taken in turns in")
+    ap.add_argument("--provider-delay-us", type=int, default=2000,
+                    help="the fake provider's pause after a stream's first delta")
+    ap.add_argument("--net-only", action="store_true",
+                    help="measure only the network: tunnels and the model gateway")
+    ap.add_argument("--daemon-trips", type=int, default=200,
+                    help="create/exec/destroy round trips through wardend, cold and pooled")
+    ap.add_argument("--daemon-idle", type=int, default=1000,
+                    help="idle sandboxes alive at once")
+    ap.add_argument("--daemon-clients", type=int, default=50, help="concurrent API clients")
+    ap.add_argument("--daemon-seconds", type=int, default=120,
+                    help="how long the clients run (twice: plain, and wardend restarted)")
+    ap.add_argument("--daemon-only", action="store_true",
+                    help="measure only the daemon (wardend)")
     ap.add_argument("--quick", action="store_true", help="a short run, to check the setup")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--out", default=None, help="JSON results (default BUILD/bench-results.json)")
@@ -1195,6 +1233,10 @@ def main():
         args.rounds, args.memory_runs, args.chunks, args.breakdown_chunks = 3, 2, 5, 3
         args.audit_records, args.audit_per_record, args.audit_runs = 20000, 300, 1
         args.tel_chunks, args.tel_make_rounds = 5, 1
+        args.net_bytes, args.net_rounds, args.gateway_calls, args.gateway_rounds = \
+            64 << 20, 2, 40, 2
+        args.daemon_trips, args.daemon_idle, args.daemon_clients, args.daemon_seconds = \
+            20, 50, 8, 10
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 30)
     rng = random.Random(args.seed)
@@ -1256,6 +1298,40 @@ def main():
             print(f"  {k:<28} {t['value']:>10.3f}  target {t['target']:<14} {verdict(t['met'])}")
         print(f"\nresults: {out}")
         return
+    if args.daemon_only:
+        d = measure_daemon(args, build, warden, progress)
+        res = {"started": started, "elapsed_s": round(time.monotonic() - t0, 1),
+               "command": "bench/run.py --daemon-only", "machine": info,
+               "parameters": {"trips": args.daemon_trips, "idle": args.daemon_idle,
+                              "clients": args.daemon_clients, "seconds": args.daemon_seconds},
+               "loadavg_start": load0, "loadavg_end": loadavg(), "daemon": d,
+               "targets": daemon.daemon_targets(d)}
+        out = args.out or os.path.join(build, "bench-daemon-results.json")
+        with open(out, "w") as f:
+            json.dump(res, f, indent=1)
+            f.write("\n")
+        print("\n".join(daemon.daemon_report(d)))
+        for k, t in res["targets"].items():
+            print(f"  {k:<28} {t['value']!s:>10}  target {t['target']:<14} {verdict(t['met'])}")
+        print(f"\nresults: {out}")
+        return
+    if args.net_only:
+        network = measure_network(args, warden, bench_dir, rng, progress)
+        res = {"started": started, "elapsed_s": round(time.monotonic() - t0, 1),
+               "command": "bench/run.py --net-only", "machine": info,
+               "parameters": {**net_parameters(args), "seed": args.seed},
+               "loadavg_start": load0, "loadavg_end": loadavg(), "network": network,
+               "targets": net.net_targets(network)}
+        out = args.out or os.path.join(build, "bench-net-results.json")
+        with open(out, "w") as f:
+            json.dump(res, f, indent=1)
+            f.write("\n")
+        print("\n".join(net.net_report(network)))
+        print("\nTargets")
+        for k, t in res["targets"].items():
+            print(f"  {k:<28} {t['value']:>10.3f}  target {t['target']:<14} {verdict(t['met'])}")
+        print(f"\nresults: {out}")
+        return
     warden_dyn = link_dynamic_warden(build, bench_dir)
     cs = contenders(warden, warden_dyn, bench_dir, runc_root)
     for c in cs:
@@ -1281,9 +1357,12 @@ def main():
                                             rng, progress)
     telemetry = measure_telemetry(build, bench_dir, args.tel_chunks, args.py_chunk,
                                   args.c_chunk, args.tel_make_rounds, rng, progress)
+    network = measure_network(args, warden, bench_dir, rng, progress)
+    daemon_res = measure_daemon(args, build, warden, progress)
 
     res = build_results(args, info, cs, memory, slowdown, breakdown, audit, started,
-                        time.monotonic() - t0, load0, telemetry, sandbox_tel)
+                        time.monotonic() - t0, load0, telemetry, sandbox_tel, network,
+                        daemon_res)
     out = args.out or os.path.join(build, "bench-results.json")
     with open(out, "w") as f:
         json.dump(res, f, indent=1)

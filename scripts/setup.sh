@@ -9,10 +9,15 @@ build-essential pkg-config meson ninja-build python3
 clang clang-format llvm
 libseccomp-dev libyaml-dev libcmocka-dev libjansson-dev libssl-dev
 libbpf-dev libelf-dev zlib1g-dev bpftool
-python3-pytest
+libevent-dev libhttp-parser-dev
+python3-pytest curl openssl python3-pip
+libsqlite3-dev python3-yaml
 bubblewrap runc firejail
 git nodejs busybox-static procps util-linux psmisc iproute2
 "
+# npm, for tests/mcp (the MCP SDK's client), from Debian unless one is there already:
+# NodeSource's nodejs bundles its own npm and conflicts with Debian's package.
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 
 missing=""
 for p in $PACKAGES; do

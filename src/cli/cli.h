@@ -17,6 +17,7 @@ struct verb {
 };
 
 int cmd_run(int argc, char **argv);
+int cmd_supervise(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_freeze(int argc, char **argv);
@@ -24,6 +25,17 @@ int cmd_thaw(int argc, char **argv);
 int cmd_kill(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
+int cmd_mcp(int argc, char **argv);
+/* client.c: verbs that drive wardend over its HTTP API. */
+int cmd_create(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_events(int argc, char **argv);
 
 /* Print "warden: <message>" for an error and return EXIT_WARDEN. */
 int cli_fail(struct warden_error *e);

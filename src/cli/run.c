@@ -3,17 +3,20 @@
  * Sections: options; applying them over the policy; the supervisor loop (events, signals,
  * the timeout, the terminal relay); exit statuses.
  *
- * This process is the sandbox's supervisor: it stays small (no threads, one poll loop) and
- * exits with the command's status, 128+N when the command was killed by signal N.
+ * This process is the sandbox's supervisor: it stays small (one poll loop; a second thread
+ * only when it serves the sandbox's proxies or model gateway, netserve.h) and exits with
+ * the command's status, 128+N when the command was killed by signal N.
  */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "../lib/plan.h"
 #include "../lib/policy.h"
 #include "../lib/audit/audit.h"
+#include "../lib/net/gateway.h"
 #include "../lib/sandbox.h"
 #include "../lib/supervisor.h"
 
+#include <event2/util.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
@@ -38,6 +41,10 @@ struct run_opts {
 	bool no_telemetry;
 	const char *events;
 	const char *audit_log, *audit_key;
+	const char *gateway; /* gateway.yaml, or NULL to look in the usual places */
+	bool no_gateway;
+	const char *resolver_hosts;
+	struct strv nameservers;
 };
 
 static const char usage[] =
@@ -56,7 +63,13 @@ static const char usage[] =
     "  --cpus X                 CPU limit (e.g. 0.5, 2)\n"
     "  --tmp-size SIZE          size of the writable layer (/tmp, home, ...)\n"
     "  --timeout SECONDS        kill the whole sandbox after this long (exit 124)\n"
-    "  --network none|host      network mode (host shares the host's network)\n"
+    "  --network none|proxy|host  network mode (proxy: by policy rules; host: the host's)\n"
+    "  --resolver-hosts FILE    proxy mode: a hosts file the proxies consult before DNS\n"
+    "  --nameserver IP[:PORT]   proxy mode: resolve with this server (repeatable; default:\n"
+    "                           those of the host's /etc/resolv.conf)\n"
+    "  --gateway FILE           the model gateway's configuration (default: $WARDEN_GATEWAY,\n"
+    "                           else /etc/warden/gateway.yaml or ~/.config/warden/gateway.yaml)\n"
+    "  --no-gateway             no model gateway in this sandbox\n"
     "  -t, --tty                give the command a new pseudo-terminal\n"
     "  --user UID[:GID]         identity inside (default: agent)\n"
     "  --events FILE|-          write every event as a JSON line (- : standard error)\n"
@@ -65,6 +78,14 @@ static const char usage[] =
     "  --audit-log FILE         the audit log (default: /var/lib/warden/audit.log as root)\n"
     "  --audit-key FILE         the key that signs its checkpoints\n"
     "  -q, --quiet              do not print warnings\n";
+
+static const char supervise_usage[] =
+    "usage: warden supervise [OPTIONS]\n"
+    "\n"
+    "Start a long-lived sandbox with no command, detach, and print one JSON line:\n"
+    "{\"sandbox\": ID, \"control\": SOCKET, \"supervisor_pid\": N}. Commands run in it through\n"
+    "the control socket (exec); it lives until destroyed, killed, or --timeout passes.\n"
+    "Options: those of warden run (see 'warden run --help'), but no command and no --tty.\n";
 
 enum {
 	OPT_POLICY = 256,
@@ -81,6 +102,10 @@ enum {
 	OPT_NO_TELEMETRY,
 	OPT_AUDIT_LOG,
 	OPT_AUDIT_KEY,
+	OPT_GATEWAY,
+	OPT_NO_GATEWAY,
+	OPT_RESOLVER_HOSTS,
+	OPT_NAMESERVER,
 };
 
 static const struct option long_opts[] = {
@@ -101,6 +126,10 @@ static const struct option long_opts[] = {
     {"no-telemetry", no_argument, NULL, OPT_NO_TELEMETRY},
     {"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
     {"audit-key", required_argument, NULL, OPT_AUDIT_KEY},
+    {"gateway", required_argument, NULL, OPT_GATEWAY},
+    {"no-gateway", no_argument, NULL, OPT_NO_GATEWAY},
+    {"resolver-hosts", required_argument, NULL, OPT_RESOLVER_HOSTS},
+    {"nameserver", required_argument, NULL, OPT_NAMESERVER},
     {"tty", no_argument, NULL, 't'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -109,7 +138,15 @@ static const struct option long_opts[] = {
 
 /* ---- options ----------------------------------------------------------------------- */
 
-static int parse_opts(int argc, char **argv, struct run_opts *o, int *ret_cmd)
+/* "IP" or "IP:PORT" ("[IPv6]:PORT"), as the proxies' resolver takes it. */
+static int nameserver_check(const char *s)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	return evutil_parse_sockaddr_port(s, (struct sockaddr *)&ss, &len);
+}
+
+static int parse_opts(int argc, char **argv, struct run_opts *o, int *ret_cmd, bool service)
 {
 	int c;
 	_cleanup_error_ struct warden_error *e = NULL;
@@ -183,6 +220,21 @@ static int parse_opts(int argc, char **argv, struct run_opts *o, int *ret_cmd)
 		case OPT_AUDIT_KEY:
 			o->audit_key = optarg;
 			break;
+		case OPT_GATEWAY:
+			o->gateway = optarg;
+			break;
+		case OPT_NO_GATEWAY:
+			o->no_gateway = true;
+			break;
+		case OPT_RESOLVER_HOSTS:
+			o->resolver_hosts = optarg;
+			break;
+		case OPT_NAMESERVER:
+			if (nameserver_check(optarg) < 0)
+				return cli_failf("--nameserver: \"%s\" is not IP or IP:PORT",
+				                 optarg);
+			strv_push(&o->nameservers, optarg);
+			break;
 		case 't':
 			o->tty = true;
 			break;
@@ -190,7 +242,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o, int *ret_cmd)
 			o->quiet = true;
 			break;
 		case 'h':
-			fputs(usage, stdout);
+			fputs(service ? supervise_usage : usage, stdout);
 			return -2;
 		case ':':
 			return cli_failf("%s: needs a value", argv[optind - 1]);
@@ -202,7 +254,12 @@ static int parse_opts(int argc, char **argv, struct run_opts *o, int *ret_cmd)
 			                 argv[optind - 1]);
 		}
 	}
-	if (optind >= argc)
+	if (service && optind < argc)
+		return cli_failf("supervise: takes no command (commands come through its control "
+		                 "socket)");
+	if (service && o->tty)
+		return cli_failf("supervise: --tty: a service sandbox has no terminal");
+	if (!service && optind >= argc)
 		return cli_failf("run: no command given (usage: warden run [OPTIONS] -- CMD "
 		                 "[ARGS...])");
 	*ret_cmd = optind;
@@ -270,8 +327,11 @@ static int apply_opts(const struct run_opts *o, struct warden_policy *p)
 			p->net_mode = WARDEN_NET_NONE;
 		else if (streq(o->network, "host"))
 			p->net_mode = WARDEN_NET_HOST;
+		else if (streq(o->network, "proxy"))
+			p->net_mode = WARDEN_NET_PROXY;
 		else
-			return cli_failf("--network: \"%s\" is not none or host", o->network);
+			return cli_failf("--network: \"%s\" is not none, proxy or host",
+			                 o->network);
 	}
 	if (o->tty)
 		strv_push(&p->env_pass, "TERM");
@@ -420,7 +480,7 @@ static int supervise(struct warden_supervisor *sv, const struct warden_policy *p
 	int64_t deadline = p->timeout_ms ? now_ms() + (int64_t)p->timeout_ms : 0;
 	term_start(&t, sb->pty_fd);
 	for (;;) {
-		struct pollfd pfd[8];
+		struct pollfd pfd[WARDEN_SUPERVISOR_FDS + 3];
 		size_t n = warden_supervisor_pollfds(sv, pfd, WARDEN_SUPERVISOR_FDS);
 		pfd[n] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		pfd[n + 1] = (struct pollfd){.fd = t.master_open ? t.master : -1, .events = POLLIN};
@@ -500,36 +560,127 @@ static void opts_clear(struct run_opts *o)
 {
 	warden_mounts_clear(&o->volumes);
 	strv_clear(&o->env);
+	strv_clear(&o->nameservers);
 }
 
-int cmd_run(int argc, char **argv)
+/* ---- the network ------------------------------------------------------------------- */
+
+struct net_setup {
+	struct warden_gateway_config *gateway;
+	char *token;
+	struct warden_netserve_opts opts;
+};
+
+static void net_setup_clear(struct net_setup *n)
 {
-	struct run_opts o = {0};
-	int cmd = 0;
-	int r = parse_opts(argc, argv, &o, &cmd);
-	if (r == -2) {
-		opts_clear(&o);
+	warden_gateway_config_free(n->gateway);
+	if (n->token)
+		explicit_bzero(n->token, strlen(n->token));
+	free(n->token);
+}
+
+/* Where gateway.yaml is: named (--gateway, $WARDEN_GATEWAY), or the first that exists of
+ * the caller's own and the system's. NULL when there is none. */
+static const char *gateway_path(const struct run_opts *o, char **own, bool *named)
+{
+	const char *env = getenv("WARDEN_GATEWAY");
+	*named = o->gateway || (env && *env);
+	if (*named)
+		return o->gateway ? o->gateway : env;
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	if (xdg && *xdg == '/')
+		*own = xasprintf("%s/warden/gateway.yaml", xdg);
+	else if (home && *home == '/')
+		*own = xasprintf("%s/.config/warden/gateway.yaml", home);
+	if (*own && access(*own, F_OK) == 0)
+		return *own;
+	return access("/etc/warden/gateway.yaml", F_OK) == 0 ? "/etc/warden/gateway.yaml" : NULL;
+}
+
+/* The model gateway and the proxies' resolver: configuration errors stop the run before
+ * the sandbox exists, and a sandbox gets a gateway only where gateway.yaml has a section
+ * for its policy. */
+static int net_setup(const struct run_opts *o, struct warden_plan *plan, struct net_setup *n)
+{
+	const struct warden_policy *p = plan->policy;
+	bool proxy = p->net_mode == WARDEN_NET_PROXY;
+	if (!proxy && (o->resolver_hosts || o->nameservers.n))
+		return cli_failf("%s: only with network mode proxy",
+		                 o->resolver_hosts ? "--resolver-hosts" : "--nameserver");
+	if (o->resolver_hosts && access(o->resolver_hosts, R_OK) < 0)
+		return cli_failf("--resolver-hosts: %s: %s", o->resolver_hosts, strerror(errno));
+	n->opts.hosts_file = o->resolver_hosts;
+	n->opts.nameservers = o->nameservers.n ? (const char *const *)o->nameservers.v : NULL;
+	if (o->no_gateway && o->gateway)
+		return cli_failf("--gateway and --no-gateway: choose one");
+	_cleanup_free_ char *own = NULL;
+	bool named = false;
+	const char *path = o->no_gateway ? NULL : gateway_path(o, &own, &named);
+	if (!path)
+		return 0;
+	if (p->net_mode == WARDEN_NET_HOST) {
+		/* Its listener lives in the sandbox's own network namespace, which host mode
+		 * does not have. */
+		if (named)
+			return cli_failf("%s: the model gateway needs network mode none or proxy "
+			                 "(this policy uses host)",
+			                 path);
 		return 0;
 	}
-	if (r != 0) {
-		opts_clear(&o);
-		return r;
-	}
-
 	_cleanup_error_ struct warden_error *e = NULL;
-	struct warden_policy *p = warden_policy_load(o.policy ? o.policy : "default", &e);
-	if (!p || apply_opts(&o, p) != 0) {
-		opts_clear(&o);
-		warden_policy_free(p);
-		return p ? EXIT_WARDEN : cli_fail(TAKE_PTR(e));
-	}
-	opts_clear(&o);
-	_cleanup_plan_ struct warden_plan *plan = warden_plan_compile(p, environ, &e);
-	if (!plan)
+	n->gateway = warden_gateway_config_load(path, &e);
+	if (!n->gateway)
 		return cli_fail(TAKE_PTR(e));
-	for (size_t i = 0; !o.quiet && i < plan->warnings.n; i++)
-		cli_warn("%s", plan->warnings.v[i]);
+	if (!warden_gateway_config_serves(n->gateway, p->name)) {
+		if (named)
+			return cli_failf("%s: no section for policy \"%s\" (and no \"*\")", path,
+			                 p->name);
+		return 0;
+	}
+	if (warden_gateway_config_load_keys(n->gateway, p->name, &e) < 0)
+		return cli_fail(TAKE_PTR(e));
+	/* The point of the gateway is that the real key stays outside: a policy or -e that
+	 * passes the key's variable in would undo it, so that is an error, not a warning. */
+	for (char **env = plan->envp; *env; env++) {
+		const char *prov = warden_gateway_config_key_in(n->gateway, *env);
+		if (prov)
+			return cli_failf("the sandbox's environment would hold the API key of "
+			                 "provider %s (in %.*s): do not pass it in",
+			                 prov, (int)strcspn(*env, "="), *env);
+	}
+	n->token = warden_gateway_token_new();
+	if (!n->token)
+		return cli_failf("model gateway: no randomness for the sandbox's token");
+	warden_plan_enable_gateway(plan, n->token);
+	n->opts.gateway = n->gateway;
+	n->opts.gateway_token = n->token;
+	return 0;
+}
 
+/* From the compiled plan to the command's exit status. */
+/* A service sandbox is up: tell whoever started `warden supervise` where it is, and let go
+ * of their terminal and pipes. */
+static void report_ready(int fd, struct warden_supervisor *sv)
+{
+	json_t *j =
+	    json_pack("{s:s, s:s, s:i}", "sandbox", warden_supervisor_sandbox(sv)->id, "control",
+	              warden_supervisor_control_path(sv), "supervisor_pid", (int)getpid());
+	char *line = json_dumps(j, JSON_COMPACT);
+	dprintf(fd, "%s\n", line);
+	free(line);
+	json_decref(j);
+	close(fd);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	for (int i = 0; null >= 0 && i <= 2; i++)
+		dup2(null, i);
+	if (null > 2)
+		close(null);
+}
+
+static int run_sandbox(const struct run_opts *o, const struct warden_plan *plan,
+                       const struct net_setup *net, char **argv, int ready_fd)
+{
+	_cleanup_error_ struct warden_error *e = NULL;
 	/* Signals are taken from a signalfd from here on, so that one arriving during setup
 	 * is queued and forwarded rather than killing the supervisor. */
 	sigset_t mask;
@@ -542,30 +693,32 @@ int cmd_run(int argc, char **argv)
 		return cli_failf("signalfd: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 
-	struct warden_process proc = {.argv = argv + cmd, .tty = o.tty};
-	if (o.tty && ioctl(STDIN_FILENO, TIOCGWINSZ, &proc.winsize) < 0 &&
+	struct warden_process proc = {.argv = argv, .tty = o->tty, .service = ready_fd >= 0};
+	if (o->tty && ioctl(STDIN_FILENO, TIOCGWINSZ, &proc.winsize) < 0 &&
 	    ioctl(STDOUT_FILENO, TIOCGWINSZ, &proc.winsize) < 0)
 		proc.winsize = (struct winsize){.ws_row = 24, .ws_col = 80};
 	_cleanup_close_ int events_fd = -1;
-	if (o.events && streq(o.events, "-"))
+	if (o->events && streq(o->events, "-"))
 		events_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-	else if (o.events)
+	else if (o->events)
 		events_fd =
-		    open(o.events, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
-	if (o.events && events_fd < 0) {
+		    open(o->events, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+	if (o->events && events_fd < 0) {
 		close(sfd);
-		return cli_failf("--events: %s: %s", o.events, strerror(errno));
+		return cli_failf("--events: %s: %s", o->events, strerror(errno));
 	}
-	struct warden_audit *audit = open_audit(&o, o.quiet);
+	struct warden_audit *audit = open_audit(o, o->quiet);
 	if (!audit) {
 		close(sfd);
 		return EXIT_WARDEN;
 	}
+	bool serve = plan->policy->net_mode == WARDEN_NET_PROXY || plan->gateway;
 	struct warden_supervisor_opts so = {
 	    .audit = audit,
 	    .emit = events_fd >= 0 ? emit_line : NULL,
 	    .emit_ctx = &events_fd,
 	    .control = true,
+	    .net = serve ? &net->opts : NULL,
 	};
 	struct warden_supervisor *sv = warden_supervisor_start(plan, &proc, &so, &e);
 	if (!sv) {
@@ -574,18 +727,112 @@ int cmd_run(int argc, char **argv)
 		return cli_fail(TAKE_PTR(e));
 	}
 	struct warden_sandbox *sb = warden_supervisor_sandbox(sv);
-	for (size_t i = 0; !o.quiet && i < sb->warnings.n; i++)
+	for (size_t i = 0; !o->quiet && i < sb->warnings.n; i++)
 		cli_warn("%s", sb->warnings.v[i]);
 	size_t warned = sb->warnings.n;
-	r = supervise(sv, plan->policy, sfd);
-	if (o.stats) {
+	if (ready_fd >= 0) {
+		if (!warden_supervisor_control_path(sv)) {
+			/* Without its control socket nobody could use or end it. */
+			(void)warden_supervisor_signal(sv, SIGTERM, &e);
+			warden_supervisor_free(sv);
+			warden_audit_close(audit);
+			close(sfd);
+			return cli_failf("supervise: no control socket (see the warning above)");
+		}
+		report_ready(ready_fd, sv);
+	}
+	int r = supervise(sv, plan->policy, sfd);
+	if (o->stats) {
 		_cleanup_free_ char *stats = warden_supervisor_stats(sv);
 		fprintf(stderr, "warden: %s", stats);
 	}
-	for (size_t i = warned; !o.quiet && i < sb->warnings.n; i++)
+	for (size_t i = warned; !o->quiet && i < sb->warnings.n; i++)
 		cli_warn("%s", sb->warnings.v[i]);
 	warden_supervisor_free(sv);
 	warden_audit_close(audit);
 	close(sfd);
 	return r;
+}
+
+/* run and supervise: ready_fd >= 0 starts a service sandbox (supervise) and reports on it. */
+static int run_or_supervise(int argc, char **argv, int ready_fd)
+{
+	struct run_opts o = {0};
+	struct net_setup net = {0};
+	struct warden_plan *plan = NULL;
+	int cmd = 0;
+	int r = parse_opts(argc, argv, &o, &cmd, ready_fd >= 0);
+	if (r != 0)
+		goto out;
+	_cleanup_error_ struct warden_error *e = NULL;
+	struct warden_policy *p = warden_policy_load(o.policy ? o.policy : "default", &e);
+	if (!p || apply_opts(&o, p) != 0) {
+		warden_policy_free(p);
+		r = p ? EXIT_WARDEN : cli_fail(TAKE_PTR(e));
+		goto out;
+	}
+	plan = warden_plan_compile(p, environ, &e);
+	if (!plan) {
+		r = cli_fail(TAKE_PTR(e));
+		goto out;
+	}
+	if ((r = net_setup(&o, plan, &net)) != 0)
+		goto out;
+	for (size_t i = 0; !o.quiet && i < plan->warnings.n; i++)
+		cli_warn("%s", plan->warnings.v[i]);
+	r = run_sandbox(&o, plan, &net, ready_fd >= 0 ? NULL : argv + cmd, ready_fd);
+out:
+	warden_plan_free(plan);
+	net_setup_clear(&net);
+	opts_clear(&o);
+	return r == -2 ? 0 : r;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	return run_or_supervise(argc, argv, -1);
+}
+
+/* The supervisor goes on in a child of its own session (the sandbox's init dies with the
+ * process that created it, so the sandbox must be created there); this process waits for
+ * its report and exits, so the caller gets control back once the sandbox is ready. */
+int cmd_supervise(int argc, char **argv)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return cli_failf("supervise: pipe: %s", strerror(errno));
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		return cli_failf("supervise: fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(p[0]);
+		if (setsid() < 0)
+			_exit(cli_failf("supervise: setsid: %s", strerror(errno)));
+		int r = run_or_supervise(argc, argv, p[1]);
+		fflush(NULL); /* --help, errors: written before _exit skips stdio's buffers */
+		_exit(r);
+	}
+	close(p[1]);
+	char buf[1024];
+	size_t got = 0;
+	ssize_t n;
+	while (got < sizeof(buf) - 1 && (n = read(p[0], buf + got, sizeof(buf) - 1 - got)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		got += (size_t)n;
+	}
+	close(p[0]);
+	if (got == 0 || buf[got - 1] != '\n') {
+		/* It failed (and said why on our stderr), or exited at once (--help): its status
+		 * is ours. */
+		int status;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		return WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_WARDEN;
+	}
+	fwrite(buf, 1, got, stdout);
+	return 0;
 }

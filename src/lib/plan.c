@@ -8,7 +8,10 @@
 #include "plan.h"
 #include "ns/ns.h"
 #include "sync.h"
+#include "net/egress.h"
+#include "net/gateway.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
@@ -240,6 +243,76 @@ static char **build_env(const struct warden_plan *plan, char **caller_env)
 	return env.v;
 }
 
+void warden_plan_setenv(struct warden_plan *plan, const char *entry)
+{
+	struct strv env = {.v = plan->envp};
+	while (env.v && env.v[env.n])
+		env.n++;
+	env.cap = env.n + 1; /* at least: the array is NULL-terminated */
+	env_set(&env, entry);
+	plan->envp = env.v;
+}
+
+/* ---- network ----------------------------------------------------------------------- */
+
+/* Landlock must let the sandbox reach warden's own listeners on its loopback. */
+static void ports_add(struct warden_ports *ports, uint16_t port)
+{
+	if (ports->any)
+		return;
+	for (size_t i = 0; i < ports->n; i++)
+		if (ports->v[i] == port)
+			return;
+	ports->v[ports->n++] = port;
+}
+
+/* Proxy mode: clients find the proxies through the usual variables (both cases: curl
+ * reads only the lower-case http_proxy, most others either); a policy that sets one
+ * itself keeps its value. */
+static void enable_proxy(struct warden_plan *plan)
+{
+	struct warden_policy *p = plan->policy;
+	static const char *const vars[][2] = {{"HTTP_PROXY", "http://127.0.0.1:3128"},
+	                                      {"HTTPS_PROXY", "http://127.0.0.1:3128"},
+	                                      {"ALL_PROXY", "socks5h://127.0.0.1:1080"},
+	                                      {"NO_PROXY", "localhost,127.0.0.1,::1"}};
+	for (size_t i = 0; i < ARRAY_SIZE(vars); i++) {
+		_cleanup_free_ char *lower = xstrdup(vars[i][0]);
+		for (char *c = lower; *c; c++)
+			*c = (char)tolower(*c);
+		const char *names[] = {vars[i][0], lower};
+		for (size_t j = 0; j < 2; j++) {
+			if (env_get(p->env.v, names[j]))
+				continue;
+			_cleanup_free_ char *e = xasprintf("%s=%s", names[j], vars[i][1]);
+			warden_plan_setenv(plan, e);
+		}
+	}
+	plan->resolv_conf = xstrdup("nameserver 127.0.0.1\noptions edns0\n");
+	struct stat st;
+	if (!p->rootfs && lstat("/etc/resolv.conf", &st) == 0 && !S_ISREG(st.st_mode))
+		strv_push(&plan->warnings,
+		          "network.mode: proxy: the host's /etc/resolv.conf is not a regular file, "
+		          "so it cannot be replaced inside: programs that resolve names before "
+		          "connecting fail; those using the proxy variables work");
+	ports_add(&p->tcp_connect, WARDEN_PROXY_HTTP_PORT);
+	ports_add(&p->tcp_connect, WARDEN_PROXY_SOCKS_PORT);
+}
+
+void warden_plan_enable_gateway(struct warden_plan *plan, const char *token)
+{
+	static const char *const vars[] = {"OPENAI_BASE_URL=http://127.0.0.1:4141/v1",
+	                                   "ANTHROPIC_BASE_URL=http://127.0.0.1:4141"};
+	plan->gateway = true;
+	for (size_t i = 0; i < ARRAY_SIZE(vars); i++)
+		warden_plan_setenv(plan, vars[i]);
+	_cleanup_free_ char *o = xasprintf("OPENAI_API_KEY=%s", token);
+	_cleanup_free_ char *a = xasprintf("ANTHROPIC_API_KEY=%s", token);
+	warden_plan_setenv(plan, o);
+	warden_plan_setenv(plan, a);
+	ports_add(&plan->policy->tcp_connect, WARDEN_GATEWAY_PORT);
+}
+
 /* ---- checks ------------------------------------------------------------------------ */
 
 static int check_landlock(struct warden_plan *plan, struct warden_error **err)
@@ -324,6 +397,11 @@ struct warden_plan *warden_plan_compile(struct warden_policy *policy, char **cal
 	}
 	generate_etc(plan);
 	plan->envp = build_env(plan, caller_env);
+	if (p->net_mode == WARDEN_NET_PROXY)
+		enable_proxy(plan);
+	else if (p->allow.n || p->deny.n)
+		strv_push(&plan->warnings, "network.allow and network.deny apply only with "
+		                           "network.mode: proxy; ignored");
 	if (p->net_mode == WARDEN_NET_HOST)
 		strv_push(&plan->warnings,
 		          p->tcp_connect.any ? "network.mode: host: the sandbox shares the host's "
@@ -353,6 +431,7 @@ void warden_plan_free(struct warden_plan *plan)
 	free(plan->passwd);
 	free(plan->group);
 	free(plan->hosts);
+	free(plan->resolv_conf);
 	strv_free(plan->envp);
 	free(plan->bpf);
 	strv_clear(&plan->warnings);

@@ -43,6 +43,7 @@ struct warden_plan {
 	char *passwd; /* contents of /etc/passwd and /etc/group inside */
 	char *group;
 	char *hosts;
+	char *resolv_conf; /* proxy mode: names resolved by warden's DNS listener; else NULL */
 
 	/* process */
 	char **envp;
@@ -54,6 +55,9 @@ struct warden_plan {
 	/* landlock */
 	int landlock_abi; /* 0: not applied */
 
+	/* network: the model gateway's listener is made inside (warden_plan_enable_gateway) */
+	bool gateway;
+
 	/* limits the plan could not honour, and other things the user must be told */
 	struct strv warnings;
 };
@@ -63,6 +67,11 @@ struct warden_plan {
 struct warden_plan *warden_plan_compile(struct warden_policy *policy, char **caller_env,
                                         struct warden_error **err);
 void warden_plan_free(struct warden_plan *plan);
+/* Set NAME=VALUE in the sandbox's environment (replacing NAME), after compiling. */
+void warden_plan_setenv(struct warden_plan *plan, const char *entry);
+/* Serve the model gateway inside: its listener is made and its port opened to Landlock;
+ * `token` is what the sandbox presents (OPENAI_API_KEY, ANTHROPIC_API_KEY). */
+void warden_plan_enable_gateway(struct warden_plan *plan, const char *token);
 static inline void warden_plan_freep(struct warden_plan **p)
 {
 	warden_plan_free(*p);

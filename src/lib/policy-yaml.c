@@ -10,13 +10,13 @@
 #define _GNU_SOURCE
 #include "policy.h"
 #include "guard.h"
+#include "net/egress.h"
 #include "presets.h"
+#include "yaml-util.h"
 
-#include <fcntl.h>
 #include <inttypes.h>
 #include <seccomp.h>
 #include <stdarg.h>
-#include <sys/stat.h>
 #include <yaml.h>
 
 #define POLICY_MAX_BYTES (1 << 20)
@@ -42,32 +42,14 @@ static int perr(struct pctx *c, const yaml_node_t *n, const char *key, const cha
     __attribute__((format(printf, 4, 5)));
 static int perr(struct pctx *c, const yaml_node_t *n, const char *key, const char *fmt, ...)
 {
-	_cleanup_free_ char *msg = NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		abort();
+	int r = wyaml_verror(c->err, c->origin, n, key, fmt, ap);
 	va_end(ap);
-	return warden_error_set(c->err, 0, "%s:%zu:%zu: %s: %s", c->origin,
-	                        n ? n->start_mark.line + 1 : 1, n ? n->start_mark.column + 1 : 1,
-	                        key, msg);
+	return r;
 }
 
 /* ---- scalars ----------------------------------------------------------------------- */
-
-static const char *node_kind(const yaml_node_t *n)
-{
-	switch (n->type) {
-	case YAML_SCALAR_NODE:
-		return "a scalar";
-	case YAML_SEQUENCE_NODE:
-		return "a list";
-	case YAML_MAPPING_NODE:
-		return "a mapping";
-	default:
-		return "nothing";
-	}
-}
 
 static bool is_null(const yaml_node_t *n)
 {
@@ -80,26 +62,12 @@ static bool is_null(const yaml_node_t *n)
 /* The scalar's text; refuses lists, mappings and embedded NUL bytes. */
 static int get_str(struct pctx *c, const yaml_node_t *n, const char *key, const char **ret)
 {
-	if (n->type != YAML_SCALAR_NODE)
-		return perr(c, n, key, "expected a string, found %s", node_kind(n));
-	if (strlen((const char *)n->data.scalar.value) != n->data.scalar.length)
-		return perr(c, n, key, "contains a NUL byte");
-	*ret = (const char *)n->data.scalar.value;
-	return 0;
+	return wyaml_get_str(c->err, c->origin, n, key, ret);
 }
 
 static int get_bool(struct pctx *c, const yaml_node_t *n, const char *key, bool *ret)
 {
-	const char *s;
-	if (get_str(c, n, key, &s) < 0)
-		return -1;
-	if (streq(s, "true"))
-		*ret = true;
-	else if (streq(s, "false"))
-		*ret = false;
-	else
-		return perr(c, n, key, "\"%s\" is not true or false", s);
-	return 0;
+	return wyaml_get_bool(c->err, c->origin, n, key, ret);
 }
 
 /* One of names (NULL-terminated), as its index; `expected` lists them for the error. */
@@ -115,18 +83,13 @@ static int get_enum(struct pctx *c, const yaml_node_t *n, const char *key, const
 	return perr(c, n, key, "\"%s\" is not %s", s, expected);
 }
 
-static bool is_unlimited(const char *s)
-{
-	return streq(s, "unlimited") || streq(s, "none");
-}
-
 static int get_size(struct pctx *c, const yaml_node_t *n, const char *key, bool zero_ok,
                     uint64_t *ret)
 {
 	const char *s, *why = NULL;
 	if (get_str(c, n, key, &s) < 0)
 		return -1;
-	if (zero_ok && is_unlimited(s)) {
+	if (zero_ok && wyaml_is_unlimited(s)) {
 		*ret = 0;
 		return 0;
 	}
@@ -145,7 +108,7 @@ static int get_count(struct pctx *c, const yaml_node_t *n, const char *key, uint
 	const char *s, *why = NULL;
 	if (get_str(c, n, key, &s) < 0)
 		return -1;
-	if (unlimited_ok && is_unlimited(s)) {
+	if (unlimited_ok && wyaml_is_unlimited(s)) {
 		*ret = 0;
 		return 0;
 	}
@@ -161,7 +124,7 @@ static int get_milli(struct pctx *c, const yaml_node_t *n, const char *key, uint
 	const char *s, *why = NULL;
 	if (get_str(c, n, key, &s) < 0)
 		return -1;
-	if (is_unlimited(s)) {
+	if (wyaml_is_unlimited(s)) {
 		*ret = 0;
 		return 0;
 	}
@@ -194,7 +157,7 @@ static int get_abs_path(struct pctx *c, const yaml_node_t *n, const char *key, c
 static int check_seq(struct pctx *c, const yaml_node_t *n, const char *key)
 {
 	if (n->type != YAML_SEQUENCE_NODE)
-		return perr(c, n, key, "expected a list, found %s", node_kind(n));
+		return perr(c, n, key, "expected a list, found %s", wyaml_node_kind(n));
 	if (n->data.sequence.items.top - n->data.sequence.items.start > POLICY_MAX_ITEMS)
 		return perr(c, n, key, "more than %d entries", POLICY_MAX_ITEMS);
 	return 0;
@@ -224,7 +187,7 @@ static int walk_map(struct pctx *c, yaml_node_t *map, const char *prefix,
 	uint64_t seen = 0;
 	if (map->type != YAML_MAPPING_NODE)
 		return perr(c, map, prefix[0] ? prefix : "policy", "expected a mapping, found %s",
-		            node_kind(map));
+		            wyaml_node_kind(map));
 	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
 	     pair < map->data.mapping.pairs.top; pair++) {
 		yaml_node_t *k = yaml_document_get_node(c->doc, pair->key);
@@ -444,7 +407,8 @@ bool warden_env_name_valid(const char *s)
 static int f_env(struct pctx *c, yaml_node_t *v, const char *key)
 {
 	if (v->type != YAML_MAPPING_NODE)
-		return perr(c, v, key, "expected a mapping of NAME: value, found %s", node_kind(v));
+		return perr(c, v, key, "expected a mapping of NAME: value, found %s",
+		            wyaml_node_kind(v));
 	if (v->data.mapping.pairs.top - v->data.mapping.pairs.start > POLICY_MAX_ITEMS)
 		return perr(c, v, key, "more than %d entries", POLICY_MAX_ITEMS);
 	strv_clear(&c->p->env);
@@ -545,8 +509,8 @@ static int f_limits(struct pctx *c, yaml_node_t *v, const char *key)
 
 static int f_mode(struct pctx *c, yaml_node_t *v, const char *key)
 {
-	static const char *const names[] = {"none", "host", NULL};
-	int r = get_enum(c, v, key, names, "none or host");
+	static const char *const names[] = {"none", "host", "proxy", NULL};
+	int r = get_enum(c, v, key, names, "none, proxy or host");
 	if (r >= 0)
 		c->p->net_mode = (enum warden_net_mode)r;
 	return r < 0 ? -1 : 0;
@@ -562,7 +526,7 @@ static int get_ports(struct pctx *c, yaml_node_t *v, const char *key, struct war
 	}
 	if (v->type != YAML_SEQUENCE_NODE)
 		return perr(c, v, key, "expected a list of ports or \"any\", found %s",
-		            node_kind(v));
+		            wyaml_node_kind(v));
 	if (check_seq(c, v, key) < 0)
 		return -1;
 	for_each_item(c, v, key, item)
@@ -589,11 +553,62 @@ static int f_tcp_connect(struct pctx *c, yaml_node_t *v, const char *key)
 	return get_ports(c, v, key, &c->p->tcp_connect);
 }
 
+/* A list of strings, each parsed into the next element of an array allocated for all of
+ * them (*ret, of `size`-byte elements; *ret_n counts those parsed). */
+static int get_parsed_list(struct pctx *c, yaml_node_t *v, const char *key, size_t size,
+                           int (*parse)(const char *s, void *elem, const char **why), void **ret,
+                           size_t *ret_n)
+{
+	yaml_node_t *item;
+	if (check_seq(c, v, key) < 0)
+		return -1;
+	size_t cap = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	*ret = xcalloc(cap ? cap : 1, size);
+	for_each_item(c, v, key, item)
+	{
+		const char *s, *why = NULL;
+		char ikey[KEY_MAX];
+		wyaml_key(ikey, sizeof(ikey), "%s[%zu]", key, seq_index(v, item, c->doc));
+		if (get_str(c, item, ikey, &s) < 0)
+			return -1;
+		if (parse(s, (char *)*ret + *ret_n * size, &why) < 0)
+			return perr(c, item, ikey, "\"%s\": %s", s, why);
+		(*ret_n)++;
+	}
+	return 0;
+}
+
+static int parse_egress_rule(const char *s, void *elem, const char **why)
+{
+	return warden_egress_rule_parse(s, elem, why);
+}
+
+static int parse_net(const char *s, void *elem, const char **why)
+{
+	return warden_net_parse(s, elem, why);
+}
+
+static int get_egress_rules(struct pctx *c, yaml_node_t *v, const char *key,
+                            struct warden_egress_rules *ret)
+{
+	warden_egress_rules_clear(ret);
+	return get_parsed_list(c, v, key, sizeof(*ret->v), parse_egress_rule, (void **)&ret->v,
+	                       &ret->n);
+}
+
+static int f_allow(struct pctx *c, yaml_node_t *v, const char *key)
+{
+	return get_egress_rules(c, v, key, &c->p->allow);
+}
+
+static int f_deny(struct pctx *c, yaml_node_t *v, const char *key)
+{
+	return get_egress_rules(c, v, key, &c->p->deny);
+}
+
 static const struct field network_fields[] = {
-    {"mode", f_mode},
-    {"tcp_bind", f_tcp_bind},
-    {"tcp_connect", f_tcp_connect},
-    {NULL, NULL},
+    {"mode", f_mode},   {"tcp_bind", f_tcp_bind}, {"tcp_connect", f_tcp_connect},
+    {"allow", f_allow}, {"deny", f_deny},         {NULL, NULL},
 };
 
 static int f_network(struct pctx *c, yaml_node_t *v, const char *key)
@@ -669,18 +684,6 @@ static int f_security(struct pctx *c, yaml_node_t *v, const char *key)
 	return walk_map(c, v, key, security_fields);
 }
 
-/* A key path below another ("guardrails[2].when"); truncated where absurdly long, which
- * only shortens an error message. */
-static void subkey(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void subkey(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-}
-
 static int f_tel_enabled(struct pctx *c, yaml_node_t *v, const char *key)
 {
 	return get_bool(c, v, key, &c->p->telemetry);
@@ -739,7 +742,7 @@ static int guard_patterns(struct pctx *c, yaml_node_t *v, const char *key,
 	{
 		const char *s;
 		char ikey[KEY_MAX];
-		subkey(ikey, sizeof(ikey), "%s[%zu]", key, seq_index(v, item, c->doc));
+		wyaml_key(ikey, sizeof(ikey), "%s[%zu]", key, seq_index(v, item, c->doc));
 		if (get_str(c, item, ikey, &s) < 0)
 			return -1;
 		if (!*s)
@@ -753,22 +756,9 @@ static int guard_patterns(struct pctx *c, yaml_node_t *v, const char *key,
 
 static int guard_nets(struct pctx *c, yaml_node_t *v, const char *key, struct warden_guard_rule *r)
 {
-	yaml_node_t *item;
-	if (check_seq(c, v, key) < 0)
+	if (get_parsed_list(c, v, key, sizeof(*r->nets), parse_net, (void **)&r->nets, &r->n_nets) <
+	    0)
 		return -1;
-	size_t cap = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-	r->nets = xcalloc(cap ? cap : 1, sizeof(*r->nets));
-	for_each_item(c, v, key, item)
-	{
-		const char *s, *why = NULL;
-		char ikey[KEY_MAX];
-		subkey(ikey, sizeof(ikey), "%s[%zu]", key, seq_index(v, item, c->doc));
-		if (get_str(c, item, ikey, &s) < 0)
-			return -1;
-		if (warden_net_parse(s, &r->nets[r->n_nets], &why) < 0)
-			return perr(c, item, ikey, "\"%s\": %s", s, why);
-		r->n_nets++;
-	}
 	if (!r->n_nets)
 		return perr(c, v, key, "needs at least one destination");
 	return 0;
@@ -779,7 +769,7 @@ static int guard_when(struct pctx *c, yaml_node_t *v, const char *key, struct wa
 {
 	if (v->type != YAML_MAPPING_NODE)
 		return perr(c, v, key, "expected a mapping with one condition, found %s",
-		            node_kind(v));
+		            wyaml_node_kind(v));
 	if (v->data.mapping.pairs.top - v->data.mapping.pairs.start != 1)
 		return perr(c, v, key, "give exactly one condition");
 	yaml_node_pair_t *pr = v->data.mapping.pairs.start;
@@ -798,7 +788,7 @@ static int guard_when(struct pctx *c, yaml_node_t *v, const char *key, struct wa
 	if (cond < 0)
 		return -1;
 	char ckey[KEY_MAX];
-	subkey(ckey, sizeof(ckey), "%s.%s", key, names[cond]);
+	wyaml_key(ckey, sizeof(ckey), "%s.%s", key, names[cond]);
 	r->cond = (enum warden_guard_cond)cond;
 	switch (r->cond) {
 	case WARDEN_GUARD_EXEC:
@@ -823,7 +813,7 @@ static int guard_rule(struct pctx *c, yaml_node_t *item, const char *ikey, size_
 	unsigned seen = 0;
 	if (item->type != YAML_MAPPING_NODE)
 		return perr(c, item, ikey, "expected a mapping (name, when, action), found %s",
-		            node_kind(item));
+		            wyaml_node_kind(item));
 	for (yaml_node_pair_t *pr = item->data.mapping.pairs.start;
 	     pr < item->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
@@ -832,7 +822,7 @@ static int guard_rule(struct pctx *c, yaml_node_t *item, const char *ikey, size_
 		int which = entry_key(c, k, ikey, names, "name, when, action", &seen);
 		if (which < 0)
 			return -1;
-		subkey(fkey, sizeof(fkey), "%s.%s", ikey, names[which]);
+		wyaml_key(fkey, sizeof(fkey), "%s.%s", ikey, names[which]);
 		if (which == 0) {
 			const char *s;
 			if (get_str(c, val, fkey, &s) < 0)
@@ -876,7 +866,7 @@ static int f_guardrails(struct pctx *c, yaml_node_t *v, const char *key)
 		char ikey[KEY_MAX];
 		size_t index = seq_index(v, item, c->doc);
 		struct warden_guard_rule *r = &c->p->guardrails.v[c->p->guardrails.n++];
-		subkey(ikey, sizeof(ikey), "%s[%zu]", key, index);
+		wyaml_key(ikey, sizeof(ikey), "%s[%zu]", key, index);
 		if (guard_rule(c, item, ikey, index, r) < 0)
 			return -1;
 		for (size_t j = 0; j + 1 < c->p->guardrails.n; j++)
@@ -971,7 +961,7 @@ static int parse_document(struct pctx *c, yaml_node_t *root, int depth)
 {
 	if (root->type != YAML_MAPPING_NODE)
 		return perr(c, root, "policy", "expected a mapping at the top, found %s",
-		            node_kind(root));
+		            wyaml_node_kind(root));
 	for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
 	     pr < root->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = yaml_document_get_node(c->doc, pr->key);
@@ -995,67 +985,6 @@ static int parse_document(struct pctx *c, yaml_node_t *root, int depth)
 	return walk_map(c, root, "", top_fields);
 }
 
-static int yaml_syntax_error(const yaml_parser_t *parser, const char *origin,
-                             struct warden_error **err)
-{
-	return warden_error_set(err, 0, "%s:%zu:%zu: YAML syntax: %s%s%s", origin,
-	                        parser->problem_mark.line + 1, parser->problem_mark.column + 1,
-	                        parser->problem ? parser->problem : "malformed document",
-	                        parser->context ? " " : "", parser->context ? parser->context : "");
-}
-
-/* Two costs of libyaml's loader grow with the square of the input: its scanner works in
- * proportion to the flow nesting depth for every token, and it compares every anchor with
- * all those before it. The schema is a few levels deep and needs no anchors: events are
- * read first, and the input is refused as soon as it nests deeper than POLICY_MAX_DEPTH
- * or names more than POLICY_MAX_ITEMS anchors. Syntax errors are left to the loader,
- * which reports them. */
-static const yaml_char_t *event_anchor(const yaml_event_t *event)
-{
-	switch (event->type) {
-	case YAML_SCALAR_EVENT:
-		return event->data.scalar.anchor;
-	case YAML_SEQUENCE_START_EVENT:
-		return event->data.sequence_start.anchor;
-	case YAML_MAPPING_START_EVENT:
-		return event->data.mapping_start.anchor;
-	default:
-		return NULL;
-	}
-}
-
-static int check_shape(const char *text, size_t len, const char *origin, struct warden_error **err)
-{
-	yaml_parser_t parser;
-	yaml_event_t event;
-	int depth = 0, anchors = 0, r = 0;
-	bool end = false;
-	if (!yaml_parser_initialize(&parser))
-		abort();
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-	while (r == 0 && !end && yaml_parser_parse(&parser, &event)) {
-		if (event.type == YAML_SEQUENCE_START_EVENT ||
-		    event.type == YAML_MAPPING_START_EVENT) {
-			if (++depth > POLICY_MAX_DEPTH)
-				r = warden_error_set(
-				    err, 0, "%s:%zu:%zu: policy: nested deeper than %d levels",
-				    origin, event.start_mark.line + 1, event.start_mark.column + 1,
-				    POLICY_MAX_DEPTH);
-		} else if (event.type == YAML_SEQUENCE_END_EVENT ||
-		           event.type == YAML_MAPPING_END_EVENT) {
-			depth--;
-		}
-		if (r == 0 && event_anchor(&event) && ++anchors > POLICY_MAX_ITEMS)
-			r = warden_error_set(err, 0, "%s:%zu:%zu: policy: more than %d anchors",
-			                     origin, event.start_mark.line + 1,
-			                     event.start_mark.column + 1, POLICY_MAX_ITEMS);
-		end = event.type == YAML_STREAM_END_EVENT;
-		yaml_event_delete(&event);
-	}
-	yaml_parser_delete(&parser);
-	return r;
-}
-
 static struct warden_policy *parse_into(const char *text, size_t len, const char *origin,
                                         const char *default_name, int depth,
                                         struct warden_error **err)
@@ -1073,13 +1002,14 @@ static struct warden_policy *parse_into(const char *text, size_t len, const char
 		warden_error_set(err, 0, "%s: policy contains a NUL byte", origin);
 		return NULL;
 	}
-	if (check_shape(text, len, origin, err) < 0)
+	if (wyaml_check_shape(text, len, origin, "policy", POLICY_MAX_DEPTH, POLICY_MAX_ITEMS,
+	                      err) < 0)
 		return NULL;
 	if (!yaml_parser_initialize(&parser))
 		abort();
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		yaml_syntax_error(&parser, origin, err);
+		wyaml_syntax_error(&parser, origin, err);
 		yaml_parser_delete(&parser);
 		return NULL;
 	}
@@ -1088,24 +1018,10 @@ static struct warden_policy *parse_into(const char *text, size_t len, const char
 	if (!root) {
 		r = warden_error_set(err, 0, "%s: empty policy", origin);
 	} else {
-		yaml_document_t next;
 		c.p = warden_policy_new();
 		r = parse_document(&c, root, depth);
-		/* A second document in the same file is refused rather than ignored. */
-		if (r == 0) {
-			if (!yaml_parser_load(&parser, &next)) {
-				r = yaml_syntax_error(&parser, origin, err);
-			} else {
-				if (yaml_document_get_root_node(&next))
-					r = warden_error_set(
-					    err, 0,
-					    "%s:%zu:%zu: policy: only one YAML document is "
-					    "allowed",
-					    origin, next.start_mark.line + 1,
-					    next.start_mark.column + 1);
-				yaml_document_delete(&next);
-			}
-		}
+		if (r == 0)
+			r = wyaml_no_more_documents(&parser, origin, "policy", err);
 	}
 	yaml_document_delete(&doc);
 	yaml_parser_delete(&parser);
@@ -1139,35 +1055,9 @@ struct warden_policy *warden_policy_load(const char *name_or_path, struct warden
 {
 	if (!looks_like_path(name_or_path))
 		return load_preset(name_or_path, 0, err);
-	/* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */
-	_cleanup_close_ int fd = open(name_or_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	struct stat st;
-	if (fd < 0) {
-		warden_error_set(err, errno, "policy %s", name_or_path);
+	_cleanup_free_ char *buf = NULL;
+	size_t len;
+	if (read_small_file(name_or_path, POLICY_MAX_BYTES, "policy", &buf, &len, err) < 0)
 		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		warden_error_set(err, 0, "policy %s: not a regular file", name_or_path);
-		return NULL;
-	}
-	if (st.st_size > POLICY_MAX_BYTES) {
-		warden_error_set(err, 0, "policy %s: larger than %d bytes", name_or_path,
-		                 POLICY_MAX_BYTES);
-		return NULL;
-	}
-	_cleanup_free_ char *buf = xmalloc((size_t)st.st_size + 1);
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			warden_error_set(err, errno, "policy %s", name_or_path);
-			return NULL;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return parse_into(buf, got, name_or_path, name_or_path, 0, err);
+	return parse_into(buf, len, name_or_path, name_or_path, 0, err);
 }

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "policy.h"
+#include "net/egress.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -147,6 +148,8 @@ void warden_policy_free(struct warden_policy *p)
 	strv_clear(&p->seccomp_deny);
 	strv_clear(&p->seccomp_allow);
 	warden_guards_clear(&p->guardrails);
+	warden_egress_rules_clear(&p->allow);
+	warden_egress_rules_clear(&p->deny);
 	free(p);
 }
 
@@ -277,7 +280,7 @@ static void kv_ports(struct emit *em, const char *k, const struct warden_ports *
 	seq_end(em);
 }
 
-static const char *net_mode_names[] = {"none", "host"};
+const char *const warden_net_mode_names[WARDEN_NET_MODE_MAX] = {"none", "host", "proxy"};
 static const char *landlock_names[] = {"best_effort", "required", "off"};
 
 static void emit_filesystem(struct emit *em, const struct warden_policy *p)
@@ -346,6 +349,15 @@ static void emit_process(struct emit *em, const struct warden_policy *p)
 	map_end(em);
 	kv_strv(em, "env_pass", p->env_pass.v);
 	map_end(em);
+}
+
+static void kv_rules(struct emit *em, const char *k, const struct warden_egress_rules *rs)
+{
+	scalar(em, k);
+	seq_start(em, true);
+	for (size_t i = 0; i < rs->n; i++)
+		scalar(em, rs->v[i].text);
+	seq_end(em);
 }
 
 static void emit_guardrails(struct emit *em, const struct warden_guards *g)
@@ -422,9 +434,11 @@ char *warden_policy_to_yaml(const struct warden_policy *p)
 
 	scalar(&em, "network");
 	map_start(&em);
-	kv(&em, "mode", net_mode_names[p->net_mode]);
+	kv(&em, "mode", warden_net_mode_names[p->net_mode]);
 	kv_ports(&em, "tcp_bind", &p->tcp_bind);
 	kv_ports(&em, "tcp_connect", &p->tcp_connect);
+	kv_rules(&em, "allow", &p->allow);
+	kv_rules(&em, "deny", &p->deny);
 	map_end(&em);
 
 	scalar(&em, "security");

@@ -15,8 +15,9 @@
 #include <sys/types.h>
 
 enum warden_net_mode {
-	WARDEN_NET_NONE, /* a private network namespace with loopback only */
-	WARDEN_NET_HOST, /* the host's network namespace: an explicit, warned opt-out */
+	WARDEN_NET_NONE,  /* a private network namespace with loopback only */
+	WARDEN_NET_HOST,  /* the host's network namespace: an explicit, warned opt-out */
+	WARDEN_NET_PROXY, /* loopback only, with warden's proxies inside: egress by rule */
 	WARDEN_NET_MODE_MAX,
 	WARDEN_NET_MODE_INVALID = -1,
 };
@@ -44,7 +45,7 @@ struct warden_mounts {
 
 #define WARDEN_MAX_PORTS 64
 struct warden_ports {
-	uint16_t v[WARDEN_MAX_PORTS];
+	uint16_t v[WARDEN_MAX_PORTS + 4]; /* room for warden's own listeners (plan.c) */
 	size_t n;
 	bool any; /* every port ("any") */
 };
@@ -80,6 +81,21 @@ struct warden_net {
 	uint16_t port;
 };
 
+/* An egress rule (network.allow / network.deny): a domain name, exact ("example.com") or
+ * every name below one ("*.example.com", not example.com itself), or an address or
+ * network; either with an optional port. */
+struct warden_egress_rule {
+	char *text;            /* as written, for events and messages */
+	char *domain;          /* lower case, no trailing dot; NULL for an address rule */
+	bool wildcard;         /* domain was "*.domain" */
+	struct warden_net net; /* an address rule; net.port is the port of either kind */
+};
+
+struct warden_egress_rules {
+	struct warden_egress_rule *v;
+	size_t n;
+};
+
 struct warden_guard_rule {
 	char *name;
 	enum warden_guard_cond cond;
@@ -96,6 +112,7 @@ struct warden_guards {
 };
 
 extern const char *const warden_guard_cond_names[WARDEN_GUARD_COND_MAX];
+extern const char *const warden_net_mode_names[WARDEN_NET_MODE_MAX];
 extern const char *const warden_guard_action_names[WARDEN_GUARD_ACTION_MAX];
 
 struct warden_policy {
@@ -123,8 +140,10 @@ struct warden_policy {
 
 	/* network */
 	enum warden_net_mode net_mode;
-	struct warden_ports tcp_bind;    /* TCP ports Landlock lets the sandbox bind */
-	struct warden_ports tcp_connect; /* TCP ports Landlock lets the sandbox connect to */
+	struct warden_ports tcp_bind;     /* TCP ports Landlock lets the sandbox bind */
+	struct warden_ports tcp_connect;  /* TCP ports Landlock lets the sandbox connect to */
+	struct warden_egress_rules allow; /* proxy mode: destinations allowed ... */
+	struct warden_egress_rules deny;  /* ... and refused (deny wins) */
 
 	/* security */
 	struct strv seccomp_deny;  /* syscalls refused in addition to the built-in list */

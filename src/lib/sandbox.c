@@ -6,12 +6,16 @@ int warden_sandbox_start(const struct warden_plan *plan, const struct warden_pro
                          warden_sandbox_hook hook, void *hook_ctx, struct warden_sandbox **ret,
                          struct warden_error **err)
 {
-	if (!proc->argv || !proc->argv[0])
+	if (!proc->service && (!proc->argv || !proc->argv[0]))
 		return warden_error_set(err, EINVAL, "no command to run");
+	if (proc->service && proc->tty)
+		return warden_error_set(err, EINVAL, "a service sandbox has no terminal");
 	struct warden_sandbox *sb = xcalloc(1, sizeof(*sb));
 	sb->backend = &warden_ns_backend;
 	sb->plan = plan;
-	sb->fds[0] = sb->fds[1] = sb->pty_fd = -1;
+	sb->fds[0] = sb->fds[1] = sb->pty_fd = sb->root_fd = -1;
+	for (int i = 0; i < WARDEN_NET_LISTENERS; i++)
+		sb->net_fds[i] = -1;
 	sb->hook = hook;
 	sb->hook_ctx = hook_ctx;
 	if (sb->backend->start(sb, proc, err) < 0) {
@@ -43,6 +47,23 @@ int warden_sandbox_freeze(struct warden_sandbox *sb, bool frozen, struct warden_
 	return sb->backend->freeze(sb, frozen, err);
 }
 
+int warden_sandbox_exec(struct warden_sandbox *sb, uint32_t id, const struct warden_exec *x,
+                        struct warden_error **err)
+{
+	if (!x->argv || !x->argv[0])
+		return warden_error_set(err, EINVAL, "no command to run");
+	if (x->workdir && x->workdir[0] != '/')
+		return warden_error_set(err, EINVAL, "working directory %s is not absolute",
+		                        x->workdir);
+	return sb->backend->exec(sb, id, x, err);
+}
+
+int warden_sandbox_exec_signal(struct warden_sandbox *sb, uint32_t id, int sig,
+                               struct warden_error **err)
+{
+	return sb->backend->exec_signal(sb, id, sig, err);
+}
+
 int warden_sandbox_kill(struct warden_sandbox *sb, struct warden_error **err)
 {
 	return sb->backend->kill(sb, err);
@@ -55,6 +76,11 @@ void warden_sandbox_destroy(struct warden_sandbox *sb)
 	sb->backend->destroy(sb);
 	if (sb->pty_fd >= 0)
 		close(sb->pty_fd);
+	if (sb->root_fd >= 0)
+		close(sb->root_fd);
+	for (int i = 0; i < WARDEN_NET_LISTENERS; i++)
+		if (sb->net_fds[i] >= 0)
+			close(sb->net_fds[i]);
 	strv_clear(&sb->warnings);
 	free(sb);
 }

@@ -12,22 +12,30 @@
 #include "plan.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/types.h>
 
-/* The process a sandbox starts with; the sandbox ends when it does. */
+/* The process a sandbox starts with; the sandbox ends when it does. A service sandbox
+ * starts with none: it runs commands on request (warden_sandbox_exec()) until it is
+ * killed. */
 struct warden_process {
-	char **argv;
+	char **argv; /* NULL for a service sandbox */
+	bool service;
 	bool tty;               /* a new pseudo-terminal inside (the master comes back) */
 	struct winsize winsize; /* its initial size, when tty */
 };
 
 enum warden_event_kind {
-	WARDEN_EVENT_NONE,   /* nothing (more) to report now */
-	WARDEN_EVENT_FAILED, /* setup or exec failed: errnum, text; exec tells which */
-	WARDEN_EVENT_EXITED, /* the sandbox ended: code is the main process's status (N or
-	                        128+N for signal N), unless a FAILED event came first */
-	WARDEN_EVENT_LOST,   /* the sandbox's init was killed before the process ended */
+	WARDEN_EVENT_NONE,         /* nothing (more) to report now */
+	WARDEN_EVENT_FAILED,       /* setup or exec failed: errnum, text; exec tells which */
+	WARDEN_EVENT_EXITED,       /* the sandbox ended: code is the main process's status (N or
+	                              128+N for signal N), unless a FAILED event came first */
+	WARDEN_EVENT_LOST,         /* the sandbox's init was killed before the process ended */
+	WARDEN_EVENT_EXEC_STARTED, /* a command of warden_sandbox_exec() runs: exec_id, pid */
+	WARDEN_EVENT_EXEC_EXIT,    /* ... ended: exec_id, code (N or 128+N; 126/127 with
+	                              errnum when it could not be executed, 125 with text
+	                              when the request was refused) */
 	WARDEN_EVENT_KIND_MAX,
 };
 
@@ -35,8 +43,18 @@ struct warden_event {
 	enum warden_event_kind kind;
 	int code;
 	int errnum;
-	bool exec; /* FAILED: the command could not be executed (ENOENT: not found) */
+	bool exec;        /* FAILED: the command could not be executed (ENOENT: not found) */
+	uint32_t exec_id; /* EXEC_*: the request's id */
+	int pid;          /* EXEC_STARTED: the command's pid inside */
 	char text[512];
+};
+
+/* A command to run in a service sandbox. */
+struct warden_exec {
+	char *const *argv;
+	char *const *env;    /* NAME=VALUE set over the sandbox's environment; NULL: none */
+	const char *workdir; /* absolute; NULL: the policy's */
+	int stdio[3];        /* its stdin, stdout, stderr (duplicated: the caller keeps them) */
 };
 
 /* What the sandbox uses now, read from its cgroups; has_* false where unknowable here. */
@@ -46,6 +64,16 @@ struct warden_sample {
 	uint64_t pids;                        /* processes and threads */
 	double psi_cpu, psi_memory, psi_io;   /* pressure: "some" over 10 s, percent */
 	bool has_memory, has_cpu, has_pids, has_psi;
+};
+
+/* The listening sockets a backend makes inside the sandbox's network (proxy mode, the
+ * model gateway), handed to the supervisor, which serves them from the host side. */
+enum warden_net_listener {
+	WARDEN_NET_HTTP,    /* TCP 127.0.0.1:3128, the HTTP proxy (proxy mode) */
+	WARDEN_NET_SOCKS,   /* TCP 127.0.0.1:1080, SOCKS5 (proxy mode) */
+	WARDEN_NET_DNS,     /* UDP 127.0.0.1:53 (proxy mode) */
+	WARDEN_NET_GATEWAY, /* TCP 127.0.0.1:4141, the model gateway (plan->gateway) */
+	WARDEN_NET_LISTENERS,
 };
 
 struct warden_sandbox;
@@ -65,6 +93,10 @@ struct warden_backend {
 	int (*sample)(struct warden_sandbox *sb, struct warden_sample *out);
 	int (*freeze)(struct warden_sandbox *sb, bool frozen, struct warden_error **err);
 	int (*kill)(struct warden_sandbox *sb, struct warden_error **err);
+	int (*exec)(struct warden_sandbox *sb, uint32_t id, const struct warden_exec *x,
+	            struct warden_error **err);
+	int (*exec_signal)(struct warden_sandbox *sb, uint32_t id, int sig,
+	                   struct warden_error **err);
 	void (*destroy)(struct warden_sandbox *sb);
 };
 
@@ -75,7 +107,11 @@ struct warden_sandbox {
 	int fds[2];         /* poll both for input; then call warden_sandbox_next_event() */
 	int pty_fd;         /* the terminal's master side, or -1 */
 	uint64_t cgroup_id; /* its cgroup v2 group's id (telemetry keys on it), or 0 */
+	pid_t init_pid;     /* its init, as the host sees it (/proc/PID/root is its root) */
+	int root_fd;        /* a service sandbox's root directory (O_PATH), else -1 */
 	bool can_freeze;    /* a freezer is available */
+	int net_fds[WARDEN_NET_LISTENERS]; /* listeners inside, taken by whoever serves them
+	                                      (set to -1 then); -1 where none */
 	struct strv warnings;
 	warden_sandbox_hook hook;
 	void *hook_ctx;
@@ -96,6 +132,14 @@ int warden_sandbox_signal(struct warden_sandbox *sb, int sig, struct warden_erro
 int warden_sandbox_sample(struct warden_sandbox *sb, struct warden_sample *out);
 /* Freeze (or thaw) every process of the sandbox, through its cgroup. */
 int warden_sandbox_freeze(struct warden_sandbox *sb, bool frozen, struct warden_error **err);
+/* Run a command in a service sandbox, as a child of its init (so with every restriction
+ * of the sandbox), in a session of its own. Returns once the request is sent; its start
+ * and its end arrive as EXEC_STARTED / EXEC_EXIT events carrying id. */
+int warden_sandbox_exec(struct warden_sandbox *sb, uint32_t id, const struct warden_exec *x,
+                        struct warden_error **err);
+/* Send sig to the process group of the command of request id. */
+int warden_sandbox_exec_signal(struct warden_sandbox *sb, uint32_t id, int sig,
+                               struct warden_error **err);
 /* Kill every process of the sandbox at once (its init included). */
 int warden_sandbox_kill(struct warden_sandbox *sb, struct warden_error **err);
 /* Kill everything, reap, and remove every trace (cgroups, fds). NULL-safe. */

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -24,7 +25,7 @@
 #define SAMPLE_EVENT_MS 1000 /* a "sample" event this often in the event stream */
 #define MAX_HITS        16
 
-enum { FD_SANDBOX_MSG, FD_SANDBOX_EXIT, FD_TELEMETRY, FD_TIMER, FD_CONTROL, FD_MAX };
+enum { FD_SANDBOX_MSG, FD_SANDBOX_EXIT, FD_TELEMETRY, FD_TIMER, FD_CONTROL, FD_NET, FD_MAX };
 _Static_assert(FD_MAX == WARDEN_SUPERVISOR_FDS, "supervisor.h: WARDEN_SUPERVISOR_FDS");
 
 struct warden_supervisor {
@@ -33,6 +34,7 @@ struct warden_supervisor {
 	struct warden_sandbox *sb;
 	char id[17]; /* the sandbox's, kept for the records written after it is gone */
 	struct warden_telemetry *tel;
+	struct warden_netserve *net;
 	struct strv sources_off; /* "source: reason" */
 	struct warden_guard_engine guard;
 	int timer_fd;
@@ -46,8 +48,22 @@ struct warden_supervisor {
 	uint64_t reported_drops;
 	bool frozen, ended;
 	bool killing; /* the supervisor itself ended the sandbox (guardrail, control, timeout) */
+	bool service; /* no main process: commands come through the control socket */
+	struct pending_exec *execs; /* commands whose requester waits for their end */
+	size_t n_execs;
+	uint32_t next_exec;
 	struct warden_supervisor_result result;
 };
+
+/* A command run on a control request: the requester's connection gets {"ok", "exec",
+ * "pid"} when it starts and {"exit"} when it ends. */
+struct pending_exec {
+	uint32_t id;
+	int conn;
+};
+
+#define MAX_PENDING_EXECS 1024
+#define CONTROL_MSG_MAX   65536
 
 static uint64_t now_ns(clockid_t clock)
 {
@@ -159,11 +175,11 @@ static json_t *create_fields(struct warden_supervisor *sv, const struct warden_p
 			json_array_append_new(
 			    vols, json_pack("{s:s, s:s, s:b}", "host", plan->binds[i].host, "path",
 			                    plan->binds[i].path, "rw", plan->binds[i].rw));
-	return json_pack(
-	    "{s:s, s:s, s:o, s:{s:i, s:i}, s:i, s:b, s:o, s:s, s:s*}", "policy", p->name,
-	    "policy_sha256", hash, "argv", strv_json(proc->argv), "user", "uid", (int)p->uid, "gid",
-	    (int)p->gid, "caller_uid", (int)plan->caller_uid, "rootless", plan->rootless, "volumes",
-	    vols, "network", p->net_mode == WARDEN_NET_HOST ? "host" : "none", "rootfs", p->rootfs);
+	return json_pack("{s:s, s:s, s:o, s:{s:i, s:i}, s:i, s:b, s:o, s:s, s:s*}", "policy",
+	                 p->name, "policy_sha256", hash, "argv", strv_json(proc->argv), "user",
+	                 "uid", (int)p->uid, "gid", (int)p->gid, "caller_uid",
+	                 (int)plan->caller_uid, "rootless", plan->rootless, "volumes", vols,
+	                 "network", warden_net_mode_names[p->net_mode], "rootfs", p->rootfs);
 }
 
 /* Runs inside the backend's start, with the cgroups made and before any process of the
@@ -177,9 +193,10 @@ static int start_hook(struct warden_sandbox *sb, void *ctx, struct warden_error 
 	memcpy(sv->id, sb->id, sizeof(sv->id));
 	attach_telemetry(sv);
 	audit(sv, "sandbox.create", create_fields(sv, c->proc));
-	audit(sv, "sandbox.exec",
-	      json_pack("{s:o, s:s}", "argv", strv_json(c->proc->argv), "workdir",
-	                sv->plan->workdir));
+	if (!c->proc->service)
+		audit(sv, "sandbox.exec",
+		      json_pack("{s:o, s:s}", "argv", strv_json(c->proc->argv), "workdir",
+		                sv->plan->workdir));
 	if (sv->opts.audit && warden_audit_commit(sv->opts.audit, err) < 0)
 		return warden_error_wrap(err, "audit");
 	return 0;
@@ -273,6 +290,26 @@ static void read_counts(struct warden_supervisor *sv)
 			sv->reported_drops = sv->counts.drops;
 		}
 	}
+}
+
+/* ---- the network's decisions ------------------------------------------------------- */
+
+static void on_net_item(json_t *event, const char *audit_kind, json_t *rec, void *ctx)
+{
+	struct warden_supervisor *sv = ctx;
+	emit(sv, event);
+	if (audit_kind)
+		audit(sv, audit_kind, rec);
+	else
+		json_decref(rec);
+}
+
+static void drain_net(struct warden_supervisor *sv)
+{
+	warden_netserve_drain(sv->net, on_net_item, sv);
+	/* Refusals and model calls are on disk before the supervisor looks at anything else;
+	 * they are not held back from the sandbox until then (docs/audit.md). */
+	audit_commit(sv);
 }
 
 /* ---- sampling ---------------------------------------------------------------------- */
@@ -405,7 +442,207 @@ static void control_action(struct warden_supervisor *sv, const char *op, uid_t p
 		json_object_set_new(reply, "error", json_string(warden_error_text(e)));
 }
 
-/* One request per connection: {"op": "stats"|"freeze"|"thaw"|"kill"}. Only the
+/* ---- commands on request (service sandboxes) ---------------------------------------- */
+
+static void send_json(int conn, json_t *msg)
+{
+	char *out = json_dumps(msg, JSON_COMPACT);
+	if (out)
+		(void)!send(conn, out, strlen(out), MSG_NOSIGNAL | MSG_DONTWAIT);
+	free(out);
+	json_decref(msg);
+}
+
+/* {"ok":true} with the sandbox's root directory attached (an O_PATH descriptor): files
+ * are reached through it with openat2(RESOLVE_IN_ROOT), as the sandbox's user. */
+static void send_root(int conn, int root_fd)
+{
+	static const char ok[] = "{\"ok\":true}";
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cm = {0};
+	struct iovec iov = {.iov_base = (void *)ok, .iov_len = sizeof(ok) - 1};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &root_fd, sizeof(int));
+	(void)sendmsg(conn, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static struct pending_exec *find_exec(struct warden_supervisor *sv, uint32_t id)
+{
+	for (size_t i = 0; i < sv->n_execs; i++)
+		if (sv->execs[i].id == id)
+			return &sv->execs[i];
+	return NULL;
+}
+
+static void exec_done(struct warden_supervisor *sv, struct pending_exec *pe, json_t *msg)
+{
+	send_json(pe->conn, msg);
+	close(pe->conn);
+	*pe = sv->execs[--sv->n_execs];
+}
+
+static void on_exec_event(struct warden_supervisor *sv, const struct warden_event *ev)
+{
+	struct pending_exec *pe = find_exec(sv, ev->exec_id);
+	if (ev->kind == WARDEN_EVENT_EXEC_STARTED) {
+		if (pe)
+			send_json(pe->conn, json_pack("{s:b, s:I, s:i}", "ok", 1, "exec",
+			                              (json_int_t)ev->exec_id, "pid", ev->pid));
+		return;
+	}
+	const char *why = ev->errnum ? strerror(ev->errnum) : NULL;
+	_cleanup_free_ char *error = ev->text[0] && why ? xasprintf("%s: %s", ev->text, why)
+	                             : ev->text[0]      ? xstrdup(ev->text)
+	                             : why              ? xstrdup(why)
+	                                                : NULL;
+	audit(sv, "sandbox.exec.exit",
+	      json_pack("{s:I, s:i, s:s*}", "exec", (json_int_t)ev->exec_id, "status", ev->code,
+	                "error", error));
+	audit_commit(sv);
+	if (!pe)
+		return;
+	if (error) /* it never started: the requester still gets its start reply first */
+		send_json(pe->conn, json_pack("{s:b, s:I, s:i}", "ok", 1, "exec",
+		                              (json_int_t)ev->exec_id, "pid", 0));
+	exec_done(sv, pe, json_pack("{s:i, s:s*}", "exit", ev->code, "error", error));
+}
+
+/* The strings of a JSON array (NULL if v is not an array of at most max strings without
+ * NUL). */
+static bool json_strv(const json_t *v, size_t max, struct strv *out)
+{
+	size_t i;
+	json_t *s;
+	if (!json_is_array(v) || json_array_size(v) > max)
+		return false;
+	json_array_foreach(v, i, s)
+	{
+		if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s))
+			return false;
+		strv_push(out, json_string_value(s));
+	}
+	return true;
+}
+
+/* {"op":"exec","argv":[...],"env":["K=V",...],"workdir":"/abs"} with stdin, stdout and
+ * stderr attached. The command starts only once its audit record is on disk. Returns the
+ * error for the requester, or NULL once the connection is taken (pending). */
+static const char *control_exec(struct warden_supervisor *sv, int *conn, const json_t *req,
+                                int *fds, size_t nfds, uid_t peer, char *why, size_t why_len)
+{
+	struct strv argv = {0}, env = {0};
+	const json_t *e = json_object_get(req, "env"), *w = json_object_get(req, "workdir");
+	const char *workdir = json_string_value(w);
+	const char *bad = NULL;
+	_cleanup_error_ struct warden_error *err = NULL;
+	if (!sv->service)
+		bad = "exec: this sandbox runs one command (started by warden run)";
+	else if (sv->frozen)
+		bad = "exec: the sandbox is paused";
+	else if (nfds != 3)
+		bad = "exec: attach exactly 3 descriptors (stdin, stdout, stderr)";
+	else if (!json_strv(json_object_get(req, "argv"), 4096, &argv) || !argv.n)
+		bad = "exec: \"argv\" must be a non-empty array of strings";
+	else if (e && !json_strv(e, 4096, &env))
+		bad = "exec: \"env\" must be an array of NAME=VALUE strings";
+	else if (w && (!workdir || !path_is_normal_absolute(workdir)))
+		bad = "exec: \"workdir\" must be an absolute, normalized path";
+	else if (sv->n_execs == MAX_PENDING_EXECS)
+		bad = "exec: too many commands running";
+	for (size_t i = 0; !bad && i < env.n; i++) {
+		_cleanup_free_ char *name = strndup(env.v[i], strcspn(env.v[i], "="));
+		if (!strchr(env.v[i], '=') || !warden_env_name_valid(name))
+			bad = "exec: \"env\" must be an array of NAME=VALUE strings";
+	}
+	if (!bad) {
+		uint32_t id = ++sv->next_exec;
+		audit(sv, "sandbox.exec",
+		      json_pack("{s:I, s:o, s:s, s:s, s:i}", "exec", (json_int_t)id, "argv",
+		                strv_json(argv.v), "workdir", workdir ? workdir : sv->plan->workdir,
+		                "by", "control", "peer_uid", (int)peer));
+		struct warden_exec x = {.argv = argv.v,
+		                        .env = env.v,
+		                        .workdir = workdir,
+		                        .stdio = {fds[0], fds[1], fds[2]}};
+		if (audit_commit(sv), warden_sandbox_exec(sv->sb, id, &x, &err) < 0) {
+			snprintf(why, why_len, "exec: %s", warden_error_text(err));
+			bad = why;
+		} else {
+			sv->execs = xrealloc(sv->execs, (sv->n_execs + 1) * sizeof(*sv->execs));
+			sv->execs[sv->n_execs++] = (struct pending_exec){id, *conn};
+			*conn = -1;
+		}
+	}
+	strv_clear(&argv);
+	strv_clear(&env);
+	return bad;
+}
+
+static void control_info(struct warden_supervisor *sv, json_t *reply)
+{
+	const struct warden_plan *plan = sv->plan;
+	const struct warden_policy *p = plan->policy;
+	/* The sandbox user as the host sees it: what files made from outside must belong to. */
+	unsigned uid = plan->rootless ? (unsigned)plan->caller_uid : plan->host_base + p->uid;
+	unsigned gid = plan->rootless ? (unsigned)plan->caller_gid : plan->host_base + p->gid;
+	json_object_update(reply, json_pack("{s:b, s:s, s:s, s:i, s:I, s:I, s:b, s:b, s:i}", "ok",
+	                                    1, "sandbox", sv->sb->id, "policy", p->name, "init_pid",
+	                                    (int)sv->sb->init_pid, "uid", (json_int_t)uid, "gid",
+	                                    (json_int_t)gid, "service", sv->service, "frozen",
+	                                    sv->frozen, "supervisor_pid", (int)getpid()));
+}
+
+static const char *fmt(char *buf, size_t len, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+static const char *fmt(char *buf, size_t len, const char *f, ...)
+{
+	va_list ap;
+	va_start(ap, f);
+	vsnprintf(buf, len, f, ap);
+	va_end(ap);
+	return buf;
+}
+
+/* One message and the descriptors attached to it (at most max; more are closed and
+ * counted, so that the request is refused). */
+static ssize_t recv_request(int conn, char *buf, size_t len, int *fds, size_t max, size_t *nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm)};
+	ssize_t n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
+	*nfds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); n >= 0 && c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *got = (int *)CMSG_DATA(c);
+		for (size_t i = 0; i < k; i++) {
+			if (*nfds < max)
+				fds[*nfds] = got[i];
+			else
+				close(got[i]);
+			(*nfds)++;
+		}
+	}
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		return -1;
+	return n;
+}
+
+/* One request per connection (an exec's connection stays open until its command ends):
+ * {"op": "info"|"root"|"stats"|"freeze"|"thaw"|"kill"|"destroy"|"exec"|"signal", ...}. Only the
  * supervisor's own user (or root) is answered: the socket's directory is theirs, and the
  * peer's credentials are checked again here. */
 static void handle_control(struct warden_supervisor *sv)
@@ -416,36 +653,69 @@ static void handle_control(struct warden_supervisor *sv)
 	_cleanup_close_ int conn = fd;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	char buf[512];
+	_cleanup_free_ char *buf = xmalloc(CONTROL_MSG_MAX + 1);
+	char why[600];
+	int fds[3];
+	size_t nfds = 0;
 	struct timeval tv = {.tv_sec = 1};
 	setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
 	    (cred.uid != 0 && cred.uid != geteuid()))
 		return;
-	ssize_t n = recv(conn, buf, sizeof(buf) - 1, 0);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	json_t *req = json_loads(buf, 0, NULL);
+	ssize_t n = recv_request(conn, buf, CONTROL_MSG_MAX, fds, ARRAY_SIZE(fds), &nfds);
+	size_t kept = nfds < ARRAY_SIZE(fds) ? nfds : ARRAY_SIZE(fds);
+	json_t *req = n > 0 ? (buf[n] = '\0', json_loads(buf, 0, NULL)) : NULL;
 	const char *op = req ? json_string_value(json_object_get(req, "op")) : NULL;
 	json_t *reply = json_object();
-	if (!op || !(streq(op, "stats") || streq(op, "freeze") || streq(op, "thaw") ||
-	             streq(op, "kill"))) {
-		json_object_set_new(reply, "ok", json_false());
-		json_object_set_new(reply, "error",
-		                    json_string("expected {\"op\": \"stats\"|\"freeze\"|\"thaw\"|"
-		                                "\"kill\"}"));
+	const char *bad = NULL;
+	if (n <= 0) {
+		bad = "a request is one JSON object of at most 64 KiB";
+	} else if (!op) {
+		bad = "expected {\"op\": \"info\"|\"stats\"|\"freeze\"|\"thaw\"|\"kill\"|"
+		      "\"destroy\"|\"exec\"|\"signal\"}";
+	} else if (streq(op, "exec")) {
+		bad = control_exec(sv, &conn, req, fds, nfds, cred.uid, why, sizeof(why));
+	} else if (nfds) {
+		bad = "only exec takes descriptors";
+	} else if (streq(op, "info")) {
+		control_info(sv, reply);
+	} else if (streq(op, "root") && sv->sb->root_fd >= 0) {
+		send_root(conn, sv->sb->root_fd);
+		json_decref(reply);
+		json_decref(req);
+		return;
 	} else if (streq(op, "stats")) {
 		json_object_set_new(reply, "ok", json_true());
 		json_object_set_new(reply, "stats", stats_json(sv));
-	} else {
+	} else if (streq(op, "signal")) {
+		json_int_t id = json_integer_value(json_object_get(req, "exec"));
+		json_int_t sig = json_integer_value(json_object_get(req, "signal"));
+		_cleanup_error_ struct warden_error *e = NULL;
+		if (!find_exec(sv, (uint32_t)id) || id <= 0 || id > UINT32_MAX)
+			bad = "signal: no running command with that \"exec\" id";
+		else if (sig < 1 || sig >= NSIG)
+			bad = "signal: \"signal\" must be a signal number";
+		else if (warden_sandbox_exec_signal(sv->sb, (uint32_t)id, (int)sig, &e) < 0)
+			bad = fmt(why, sizeof(why), "signal: %s", warden_error_text(e));
+		else
+			json_object_set_new(reply, "ok", json_true());
+	} else if (streq(op, "freeze") || streq(op, "thaw") || streq(op, "kill")) {
 		control_action(sv, op, cred.uid, reply);
+	} else if (streq(op, "destroy")) {
+		control_action(sv, "kill", cred.uid, reply);
+	} else {
+		bad = fmt(why, sizeof(why), "unknown op \"%.64s\"", op);
 	}
-	char *out = json_dumps(reply, JSON_COMPACT);
-	if (out)
-		(void)!send(conn, out, strlen(out), MSG_NOSIGNAL);
-	free(out);
-	json_decref(reply);
+	if (bad) {
+		json_object_set_new(reply, "ok", json_false());
+		json_object_set_new(reply, "error", json_string(bad));
+	}
+	for (size_t i = 0; i < kept; i++)
+		close(fds[i]); /* init got its own copies */
+	if (conn >= 0)
+		send_json(conn, reply);
+	else
+		json_decref(reply); /* an exec under way: its replies come with its events */
 	json_decref(req);
 }
 
@@ -483,6 +753,12 @@ static void finish(struct warden_supervisor *sv)
 	char stats_note[64] = "";
 	sv->ended = true;
 	sv->end_ns = now_ns(CLOCK_MONOTONIC);
+	while (sv->n_execs)
+		exec_done(
+		    sv, &sv->execs[0],
+		    json_pack("{s:i, s:s}", "exit", 128 + SIGKILL, "error", "the sandbox ended"));
+	warden_netserve_stop(sv->net, on_net_item, sv);
+	sv->net = NULL;
 	drain_telemetry(sv);
 	read_counts(sv);
 	(void)warden_sandbox_sample(sv->sb, &sv->last);
@@ -536,6 +812,10 @@ static void on_sandbox_event(struct warden_supervisor *sv, const struct warden_e
 		r->code = ev->code;
 		finish(sv);
 		break;
+	case WARDEN_EVENT_EXEC_STARTED:
+	case WARDEN_EVENT_EXEC_EXIT:
+		on_exec_event(sv, ev);
+		break;
 	case WARDEN_EVENT_LOST:
 		/* Killing the whole sandbox kills its init too: that is the sandbox ending as it
 		 * was told to, with its command killed, not init lost. */
@@ -560,11 +840,19 @@ struct warden_supervisor *warden_supervisor_start(const struct warden_plan *plan
 	struct start_ctx ctx = {.sv = sv, .proc = proc};
 	sv->plan = plan;
 	sv->opts = *opts;
+	sv->service = proc->service;
 	sv->timer_fd = sv->control_fd = -1;
 	sv->start_ns = now_ns(CLOCK_MONOTONIC);
 	warden_guard_init(&sv->guard, &plan->policy->guardrails);
 	struct warden_sandbox *sb = NULL;
-	if (warden_sandbox_start(plan, proc, start_hook, &ctx, &sb, err) < 0) {
+	int r = warden_sandbox_start(plan, proc, start_hook, &ctx, &sb, err);
+	if (r == 0 && opts->net && !(sv->net = warden_netserve_start(sb, plan, opts->net, err))) {
+		/* Its network cannot be served: the sandbox must not run without it. */
+		(void)warden_sandbox_kill(sb, NULL);
+		warden_sandbox_destroy(sb);
+		r = -1;
+	}
+	if (r < 0) {
 		if (sv->sb == NULL) {
 			warden_supervisor_free(sv);
 			return NULL;
@@ -606,9 +894,9 @@ struct warden_sandbox *warden_supervisor_sandbox(struct warden_supervisor *sv)
 
 size_t warden_supervisor_pollfds(struct warden_supervisor *sv, struct pollfd *fds, size_t max)
 {
-	int all[FD_MAX] = {sv->sb->fds[0], sv->sb->fds[1],
-	                   sv->tel ? warden_telemetry_fd(sv->tel) : -1, sv->timer_fd,
-	                   sv->control_fd};
+	int all[FD_MAX] = {
+	    sv->sb->fds[0], sv->sb->fds[1], sv->tel ? warden_telemetry_fd(sv->tel) : -1,
+	    sv->timer_fd,   sv->control_fd, sv->net ? warden_netserve_fd(sv->net) : -1};
 	size_t n = 0;
 	for (size_t i = 0; i < FD_MAX && n < max; i++)
 		fds[n++] = (struct pollfd){.fd = sv->ended ? -1 : all[i], .events = POLLIN};
@@ -634,6 +922,8 @@ int warden_supervisor_dispatch(struct warden_supervisor *sv, const struct pollfd
 		sample(sv, true);
 	if (sv->control_fd >= 0 && is_ready(ready, FD_CONTROL))
 		handle_control(sv);
+	if (sv->net && is_ready(ready, FD_NET))
+		drain_net(sv);
 	if (!is_ready(ready, FD_SANDBOX_MSG) && !is_ready(ready, FD_SANDBOX_EXIT))
 		return 0;
 	for (;;) {
@@ -651,7 +941,20 @@ int warden_supervisor_dispatch(struct warden_supervisor *sv, const struct pollfd
 
 int warden_supervisor_signal(struct warden_supervisor *sv, int sig, struct warden_error **err)
 {
+	if (sv->service) {
+		/* No main process to pass it to: a service sandbox's supervisor asked to stop
+		 * ends its sandbox. */
+		if (sig != SIGTERM && sig != SIGINT && sig != SIGHUP && sig != SIGQUIT)
+			return 0;
+		sv->killing = true;
+		return warden_sandbox_kill(sv->sb, err);
+	}
 	return warden_sandbox_signal(sv->sb, sig, err);
+}
+
+const char *warden_supervisor_control_path(const struct warden_supervisor *sv)
+{
+	return sv->control_path;
 }
 
 int warden_supervisor_timeout(struct warden_supervisor *sv, struct warden_error **err)
@@ -735,6 +1038,8 @@ void warden_supervisor_free(struct warden_supervisor *sv)
 		return;
 	if (sv->sb && !sv->ended && !sv->result.failed)
 		finish(sv);
+	warden_netserve_stop(sv->net, on_net_item, sv);
+	sv->net = NULL;
 	warden_telemetry_detach(sv->tel);
 	sv->tel = NULL;
 	if (sv->sb) {
@@ -748,6 +1053,11 @@ void warden_supervisor_free(struct warden_supervisor *sv)
 	if (sv->control_path)
 		unlink(sv->control_path);
 	free(sv->control_path);
+	while (sv->n_execs) {
+		close(sv->execs[sv->n_execs - 1].conn);
+		sv->n_execs--;
+	}
+	free(sv->execs);
 	if (sv->timer_fd >= 0)
 		close(sv->timer_fd);
 	warden_guard_free(&sv->guard);

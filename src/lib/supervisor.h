@@ -13,6 +13,7 @@
 #include "audit/audit.h"
 #include "error.h"
 #include "plan.h"
+#include "netserve.h"
 #include "sandbox.h"
 
 #include <poll.h>
@@ -23,7 +24,12 @@ struct warden_supervisor_opts {
 	/* Each event as one JSON line (without the newline); NULL: no event stream. */
 	void (*emit)(const char *line, void *ctx);
 	void *emit_ctx;
-	bool control; /* listen on a control socket (warden freeze/thaw/kill/stats ID) */
+	/* Listen on a control socket (warden freeze/thaw/kill/stats ID; for a service sandbox
+	 * also info, exec, signal and destroy: the protocol is docs/architecture.md's). */
+	bool control;
+	/* Serving the sandbox's proxies and model gateway (netserve.h); NULL when it has no
+	 * listeners. Borrowed. */
+	const struct warden_netserve_opts *net;
 };
 
 struct warden_supervisor_result {
@@ -47,7 +53,7 @@ struct warden_supervisor *warden_supervisor_start(const struct warden_plan *plan
 struct warden_sandbox *warden_supervisor_sandbox(struct warden_supervisor *sv);
 /* The descriptors to poll (POLLIN); returns how many were written (at most max; give
  * WARDEN_SUPERVISOR_FDS, which dispatch() needs to tell them apart). */
-#define WARDEN_SUPERVISOR_FDS 5
+#define WARDEN_SUPERVISOR_FDS 6
 size_t warden_supervisor_pollfds(struct warden_supervisor *sv, struct pollfd *fds, size_t max);
 /* Handle whatever is ready, without blocking: `ready` is the array pollfds() filled, after
  * poll() set its revents (only those sources are looked at), or NULL to look at all.
@@ -55,7 +61,10 @@ size_t warden_supervisor_pollfds(struct warden_supervisor *sv, struct pollfd *fd
  * -1 on an error of the supervisor itself. */
 int warden_supervisor_dispatch(struct warden_supervisor *sv, const struct pollfd *ready,
                                struct warden_error **err);
-/* Forward a signal to the sandbox's main process. */
+/* The control socket's path (opts.control), or NULL. */
+const char *warden_supervisor_control_path(const struct warden_supervisor *sv);
+/* Forward a signal to the sandbox's main process (a service sandbox has none: SIGTERM,
+ * SIGINT, SIGHUP and SIGQUIT end it). */
 int warden_supervisor_signal(struct warden_supervisor *sv, int sig, struct warden_error **err);
 /* The wall-time limit expired: kill the sandbox and record why. */
 int warden_supervisor_timeout(struct warden_supervisor *sv, struct warden_error **err);

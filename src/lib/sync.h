@@ -21,10 +21,27 @@ enum sync_type {
 	SYNC_READY,       /* init -> supervisor, with a tty only: fd: the pty master */
 	SYNC_ERROR,       /* init -> supervisor: a setup step failed (step, errnum, text) */
 	SYNC_EXEC_FAILED, /* init -> supervisor: execve of the command failed (errnum, text) */
+	SYNC_NET,         /* init -> supervisor, proxy mode or gateway: fds: the listeners
+	                     made in the sandbox's network namespace (sandbox.h, WARDEN_NET_*) */
+	/* A service sandbox (no main process) runs commands on request: */
+	SYNC_ROOT,         /* init -> supervisor, at setup: fd: the sandbox's root (O_PATH) */
+	SYNC_EXEC,         /* supervisor -> init: pid: the request's id; fds: the request (a
+	                      memfd: sync_exec_spec_*), stdin, stdout, stderr */
+	SYNC_EXEC_STARTED, /* init -> supervisor: pid: the id; status: its pid inside */
+	SYNC_EXEC_EXIT,    /* init -> supervisor: pid: the id; status: N or 128+N; errnum: why
+	                      it could not be executed (status 126/127), else 0 */
+	SYNC_EXEC_SIGNAL,  /* supervisor -> init: pid: the id; status: the signal for its
+	                      process group */
 	SYNC_TYPE_MAX,
 };
 
 #define SYNC_MAX_FDS 64
+
+/* The request of SYNC_EXEC, written by the supervisor into a memfd: NUL-terminated
+ * strings, each tagged by its first byte: 'W' the working directory (at most one), 'A' an
+ * argument (in order, at least one), 'E' a NAME=VALUE set over the sandbox's environment.
+ * At most SYNC_EXEC_SPEC_MAX bytes. */
+#define SYNC_EXEC_SPEC_MAX (1 << 20)
 
 /* One shared anonymous page, mapped before clone. */
 struct sync_shared {

@@ -1,8 +1,11 @@
 /* util.c: allocation, string vectors, number parsing and small file helpers. */
 #define _GNU_SOURCE
 #include "util.h"
+#include "error.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdarg.h>
 
@@ -36,6 +39,37 @@ char *xstrdup(const char *s)
 	if (!p)
 		abort();
 	return p;
+}
+
+static size_t secret_span(size_t len)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	return (len + sizeof(size_t) + page - 1) / page * page;
+}
+
+char *secret_strdup(const char *s)
+{
+	size_t len = strlen(s) + 1, span = secret_span(len);
+	char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Without WIPEONFORK the secret would be copied into every sandbox's init: refuse to
+	 * hold it at all rather than hold it there (the kernel has it since 4.14). */
+	if (p == MAP_FAILED || madvise(p, span, MADV_WIPEONFORK) < 0)
+		abort();
+	(void)madvise(p, span, MADV_DONTDUMP);
+	memcpy(p, &len, sizeof(len));
+	memcpy(p + sizeof(len), s, len);
+	return p + sizeof(len);
+}
+
+void secret_free(char *s)
+{
+	if (!s)
+		return;
+	char *p = s - sizeof(size_t);
+	size_t len;
+	memcpy(&len, p, sizeof(len));
+	explicit_bzero(p, sizeof(len) + len);
+	munmap(p, secret_span(len));
 }
 
 char *xasprintf(const char *fmt, ...)
@@ -243,6 +277,37 @@ ssize_t read_file_at(int dirfd, const char *path, char *buf, size_t len)
 	}
 	buf[got] = '\0';
 	return (ssize_t)got;
+}
+
+int read_small_file(const char *path, size_t max, const char *what, char **ret_buf, size_t *ret_len,
+                    struct warden_error **err)
+{
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below, like
+	 * every file that is not regular (a device could be read without end). */
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	if (fd < 0)
+		return warden_error_set(err, errno, "%s %s", what, path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return warden_error_set(err, 0, "%s %s: not a regular file", what, path);
+	if ((uint64_t)st.st_size > max)
+		return warden_error_set(err, 0, "%s %s: larger than %zu bytes", what, path, max);
+	_cleanup_free_ char *buf = xmalloc((size_t)st.st_size + 1);
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return warden_error_set(err, errno, "%s %s", what, path);
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	*ret_buf = TAKE_PTR(buf);
+	*ret_len = got;
+	return 0;
 }
 
 bool path_is_normal_absolute(const char *p)

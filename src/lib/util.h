@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+struct warden_error;
+
 #define _unused_      __attribute__((unused))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -78,6 +80,13 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A copy of a secret (an API key) in pages of its own, which a child process gets
+ * zero-filled (MADV_WIPEONFORK: a sandbox's init is a fork of its supervisor and must not
+ * inherit what the supervisor holds) and which core dumps leave out. Aborts on failure.
+ * secret_free() wipes and unmaps; NULL-safe. */
+char *secret_strdup(const char *s);
+void secret_free(char *s);
+
 /* A growable NULL-terminated string vector. */
 struct strv {
 	char **v;
@@ -102,6 +111,11 @@ void format_size(uint64_t bytes, char *buf, size_t len);
 int write_file_at(int dirfd, const char *path, const char *buf);
 /* Read a small file into a NUL-terminated buffer. Returns length or -errno. */
 ssize_t read_file_at(int dirfd, const char *path, char *buf, size_t len);
+/* Read the regular file at path, of at most max bytes, into *ret_buf (NUL-terminated,
+ * caller frees) and its length into *ret_len. Errors name the file as "WHAT PATH": "not a
+ * regular file", "larger than MAX bytes", or errno. Returns 0 or -1. */
+int read_small_file(const char *path, size_t max, const char *what, char **ret_buf, size_t *ret_len,
+                    struct warden_error **err);
 
 /* A path that is absolute, normalized (no "//", ".", ".." components) and not "/". */
 bool path_is_normal_absolute(const char *p);

@@ -15,3 +15,10 @@ def test_demo(root_runner):
     assert all(line.startswith("  [BLOCKED ]") for line in attempts), r.stdout
     assert "wrote report.txt in /workspace as agent" in r.stdout
     assert "sums of squares: [333328333350000," in r.stdout
+    net = [line for line in r.stdout.splitlines() if line.startswith("  net [")]
+    marks = [line[7:15] for line in net]
+    assert marks == ["allowed "] + ["BLOCKED "] * 4 + ["allowed ", "BLOCKED "], r.stdout
+    assert "OPENAI_API_KEY inside is wdn-" in r.stdout
+    assert "cloud metadata address 169.254.169.254" in r.stdout
+    assert "model.call   demo-mini      status 200" in r.stdout
+    assert ": intact: " in r.stdout

@@ -69,7 +69,7 @@ def test_command_line_overrides_policy(root_runner, warden, shared_tmp):
     ("limits:\n  memroy: 1G\n",
      "p.yaml:2:3: limits.memroy: unknown key (expected one of: memory, pids, cpus, timeout, "
      "nofile)"),
-    ("network:\n  mode: internet\n", 'p.yaml:2:9: network.mode: "internet" is not none or host'),
+    ("network:\n  mode: internet\n", 'p.yaml:2:9: network.mode: "internet" is not none, proxy or host'),
     ("filesystem:\n  volumes: ['relative:/x']\n",
      "p.yaml:2:13: filesystem.volumes[0]: host path must be absolute in a policy file"),
     ("security:\n  seccomp:\n    deny: [not_a_syscall]\n",

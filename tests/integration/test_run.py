@@ -64,7 +64,7 @@ def test_no_command_is_an_error(runner, warden):
     (["--tmp-size", "10K"], 'warden: --tmp-size: "10K": must be at least 1M'),
     (["--timeout", "0"], 'warden: --timeout: "0": must be more than 0 seconds'),
     (["--user", "bob"], 'warden: --user: "bob": expected agent, root or UID[:GID]'),
-    (["--network", "wifi"], 'warden: --network: "wifi" is not none or host'),
+    (["--network", "wifi"], 'warden: --network: "wifi" is not none, proxy or host'),
     (["-v", "/tmp"], 'warden: --volume: "/tmp": expected HOST:PATH[:ro|rw]'),
     (["-v", "/tmp:rel"], 'warden: --volume: "/tmp:rel": sandbox path "rel" must be absolute'),
     (["-v", "/tmp:/x:rx"], 'warden: --volume: "/tmp:/x:rx": mode "rx" is not ro or rw'),

@@ -387,8 +387,8 @@ static void test_unknown_and_duplicate_keys(void **state)
 	     "volumes, tmp_size, rootfs)"},
 	    {"process: {uid: 1}\n", "t.yaml:1:11: process.uid: unknown key (expected one of: "
 	                            "user, workdir, env, env_pass)"},
-	    {"network: {allow: []}\n", "t.yaml:1:11: network.allow: unknown key (expected one "
-	                               "of: mode, tcp_bind, tcp_connect)"},
+	    {"network: {allowed: []}\n", "t.yaml:1:11: network.allowed: unknown key (expected "
+	                                 "one of: mode, tcp_bind, tcp_connect, allow, deny)"},
 	    {"security: {apparmor: x}\n", "t.yaml:1:12: security.apparmor: unknown key "
 	                                  "(expected one of: seccomp, landlock, ptrace)"},
 	    {"security:\n  seccomp:\n    kill: []\n",
@@ -537,6 +537,21 @@ static void test_sizes_counts_ranges(void **state)
 	    {"network: {tcp_connect: [unlimited]}\n",
 	     "t.yaml:1:25: network.tcp_connect[0]: \"unlimited\": not a whole number (at most "
 	     "65535)"},
+	    {"network: {allow: [pypi.org, bad..com]}\n",
+	     "t.yaml:1:29: network.allow[1]: \"bad..com\": an empty label"},
+	    {"network: {allow: [\"example.com:0\"]}\n",
+	     "t.yaml:1:19: network.allow[0]: \"example.com:0\": bad port (1-65535)"},
+	    {"network: {deny: [\"*example.com\"]}\n",
+	     "t.yaml:1:18: network.deny[0]: \"*example.com\": '*' only as a whole first label "
+	     "(*.example.com)"},
+	    {"network: {deny: [\"10.0.0.0/33\"]}\n",
+	     "t.yaml:1:18: network.deny[0]: \"10.0.0.0/33\": bad prefix length"},
+	    {"network: {deny: [\"[::1\"]}\n",
+	     "t.yaml:1:18: network.deny[0]: \"[::1\": unterminated [IPv6 address]"},
+	    {"network: {allow: [\"-x.com\"]}\n",
+	     "t.yaml:1:19: network.allow[0]: \"-x.com\": a label starts or ends with '-'"},
+	    {"network: {allow: {a: b}}\n",
+	     "t.yaml:1:18: network.allow: expected a list, found a mapping"},
 	};
 	run_cases(cases, ARRAY_SIZE(cases));
 }
@@ -716,8 +731,9 @@ static void test_network_security_user(void **state)
 	(void)state;
 	static const struct err_case cases[] = {
 	    {"network: {mode: bridge}\n",
-	     "t.yaml:1:17: network.mode: \"bridge\" is not none or host"},
-	    {"network: {mode: Host}\n", "t.yaml:1:17: network.mode: \"Host\" is not none or host"},
+	     "t.yaml:1:17: network.mode: \"bridge\" is not none, proxy or host"},
+	    {"network: {mode: Host}\n",
+	     "t.yaml:1:17: network.mode: \"Host\" is not none, proxy or host"},
 	    {"security:\n  seccomp:\n    deny: [nosuchcall]\n",
 	     "t.yaml:3:12: security.seccomp.deny[0]: unknown system call \"nosuchcall\""},
 	    {"security:\n  seccomp:\n    allow: [ptrace, '']\n",

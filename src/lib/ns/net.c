@@ -1,6 +1,12 @@
-/* net.c: the sandbox's network namespace: loopback only. */
+/* net.c: the sandbox's network namespace: loopback only, and the listeners warden serves
+ * from the host side (proxy mode, the model gateway). */
 #define _GNU_SOURCE
 #include "ns.h"
+#include "../net/egress.h"
+#include "../net/gateway.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -18,5 +24,52 @@ int ns_net_loopback_up(struct warden_error **err)
 	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
 	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
 		return warden_error_set(err, errno, "bringing lo up");
+	return 0;
+}
+
+static int listener(int type, uint16_t port, struct warden_error **err)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons(port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int one = 1;
+	_cleanup_close_ int fd = socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return warden_error_set(err, errno, "socket");
+	if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		return warden_error_set(err, errno, "SO_REUSEADDR");
+	/* Accepted connections inherit it: a relay or a streamed answer written in pieces
+	 * must not wait for the sandbox's delayed ACK (40 ms per piece). */
+	if (type == SOCK_STREAM && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		return warden_error_set(err, errno, "TCP_NODELAY");
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return warden_error_set(err, errno, "binding 127.0.0.1:%u", port);
+	if (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0)
+		return warden_error_set(err, errno, "listening on 127.0.0.1:%u", port);
+	return TAKE_FD(fd);
+}
+
+int ns_net_listeners(const struct warden_plan *plan, int fds[WARDEN_NET_LISTENERS],
+                     struct warden_error **err)
+{
+	bool proxy = plan->policy->net_mode == WARDEN_NET_PROXY;
+	const struct {
+		bool on;
+		int type;
+		uint16_t port;
+	} want[WARDEN_NET_LISTENERS] = {
+	    [WARDEN_NET_HTTP] = {proxy, SOCK_STREAM, WARDEN_PROXY_HTTP_PORT},
+	    [WARDEN_NET_SOCKS] = {proxy, SOCK_STREAM, WARDEN_PROXY_SOCKS_PORT},
+	    [WARDEN_NET_DNS] = {proxy, SOCK_DGRAM, WARDEN_PROXY_DNS_PORT},
+	    [WARDEN_NET_GATEWAY] = {plan->gateway, SOCK_STREAM, WARDEN_GATEWAY_PORT},
+	};
+	for (int i = 0; i < WARDEN_NET_LISTENERS; i++) {
+		fds[i] = -1;
+		if (want[i].on && (fds[i] = listener(want[i].type, want[i].port, err)) < 0) {
+			for (int j = 0; j < i; j++)
+				closep(&fds[j]);
+			return -1;
+		}
+	}
 	return 0;
 }

@@ -76,6 +76,10 @@ int ns_rlimits_apply(const struct warden_plan *plan, struct warden_error **err);
 
 /* Bring up loopback in the sandbox's fresh network namespace. */
 int ns_net_loopback_up(struct warden_error **err);
+/* The listeners the plan wants inside (proxy mode, the gateway), bound to 127.0.0.1 and
+ * listening; fds[i] is -1 where none is wanted. */
+int ns_net_listeners(const struct warden_plan *plan, int fds[WARDEN_NET_LISTENERS],
+                     struct warden_error **err);
 
 /* ---- userns.c (parent side) -------------------------------------------------------- */
 

@@ -238,7 +238,9 @@ static int build_tree(const struct warden_plan *plan, int *tree_fds, bool *ret_w
 	bool cover = !image && etc_is_bound(plan);
 	if (place_generated(rootfd, cover, "/etc/passwd", plan->passwd, err) < 0 ||
 	    place_generated(rootfd, cover, "/etc/group", plan->group, err) < 0 ||
-	    place_generated(rootfd, cover, "/etc/hosts", plan->hosts, err) < 0)
+	    place_generated(rootfd, cover, "/etc/hosts", plan->hosts, err) < 0 ||
+	    (plan->resolv_conf &&
+	     place_generated(rootfd, cover, "/etc/resolv.conf", plan->resolv_conf, err) < 0))
 		return warden_error_wrap(err, "generated files");
 	/* The writable places become mounts of their own, so that they stay writable when
 	 * the root is made read-only below. */

@@ -143,6 +143,52 @@ static int join_cgroups(struct warden_sandbox *sb, struct ns_state *st, struct s
 	return 0;
 }
 
+/* Proxy mode and the gateway: the listeners init made in the sandbox's network, sent as
+ * soon as the namespace existed, before anything of the sandbox runs. */
+static int receive_listeners(struct warden_sandbox *sb, struct ns_state *st,
+                             struct warden_error **err)
+{
+	struct sync_msg m;
+	int fds[WARDEN_NET_LISTENERS];
+	unsigned got = 0, used = 0;
+	int r = sync_recv(st->sock, &m, fds, WARDEN_NET_LISTENERS, &got);
+	if (r == 0 && (m.type == SYNC_ERROR || m.type == SYNC_EXEC_FAILED))
+		r = warden_error_set(err, m.errnum, "%s: %s", m.step, m.text);
+	else if (r < 0 || m.type != SYNC_NET)
+		r = warden_error_set(err, r < 0 ? -r : EBADMSG, "init: no network listeners");
+	/* m.text says which listener each fd is, in order: '1' for present. */
+	for (int i = 0; r == 0 && i < WARDEN_NET_LISTENERS; i++)
+		if (m.text[i] == '1') {
+			if (used == got) {
+				r = warden_error_set(err, EBADMSG, "init: listeners missing");
+				break;
+			}
+			sb->net_fds[i] = fds[used++];
+		}
+	while (used < got)
+		close(fds[used++]);
+	return r < 0 ? -1 : 0;
+}
+
+static int receive_root(struct warden_sandbox *sb, struct ns_state *st, struct warden_error **err)
+{
+	struct sync_msg m;
+	int fd = -1;
+	unsigned got = 0;
+	int r = sync_recv(st->sock, &m, &fd, 1, &got);
+	if (r == 0 && (m.type == SYNC_ERROR || m.type == SYNC_EXEC_FAILED))
+		r = warden_error_set(err, m.errnum, "%s: %s", m.step, m.text);
+	else if (r < 0 || m.type != SYNC_ROOT || got != 1)
+		r = warden_error_set(err, r < 0 ? -r : EBADMSG, "init: no root directory");
+	if (r < 0) {
+		if (got)
+			close(fd);
+		return -1;
+	}
+	sb->root_fd = fd;
+	return 0;
+}
+
 /* With a tty the supervisor needs the terminal before it can relay anything. */
 static int wait_ready(struct warden_sandbox *sb, struct ns_state *st, struct warden_error **err)
 {
@@ -200,6 +246,7 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 		goto out;
 	}
 	st->pid = pid;
+	sb->init_pid = pid;
 	if (ns_userns_write_maps(pid, plan, err) < 0) {
 		warden_error_wrap(err, "user namespace");
 		goto out;
@@ -214,6 +261,10 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 			close(tree_fds[i]);
 	if (r == 0)
 		r = join_cgroups(sb, st, shared, err);
+	if (r == 0 && (plan->policy->net_mode == WARDEN_NET_PROXY || plan->gateway))
+		r = receive_listeners(sb, st, err);
+	if (r == 0 && proc->service)
+		r = receive_root(sb, st, err);
 	if (r == 0 && proc->tty)
 		r = wait_ready(sb, st, err);
 out:
@@ -249,6 +300,17 @@ static int ns_next_event(struct warden_sandbox *sb, struct warden_event *ev,
 		struct pollfd p = {.fd = st->sock, .events = POLLIN};
 		if (poll(&p, 1, 0) == 1) {
 			int r = sync_recv(st->sock, &m, NULL, 0, NULL);
+			if (r == 0 && (m.type == SYNC_EXEC_STARTED || m.type == SYNC_EXEC_EXIT)) {
+				ev->kind = m.type == SYNC_EXEC_STARTED ? WARDEN_EVENT_EXEC_STARTED
+				                                       : WARDEN_EVENT_EXEC_EXIT;
+				ev->exec_id = (uint32_t)m.pid;
+				ev->pid = m.status;
+				ev->code = m.status;
+				ev->errnum = m.errnum;
+				m.text[sizeof(m.text) - 1] = '\0';
+				snprintf(ev->text, sizeof(ev->text), "%s", m.text);
+				return 0;
+			}
 			if (r == 0 && (m.type == SYNC_ERROR || m.type == SYNC_EXEC_FAILED)) {
 				ev->kind = WARDEN_EVENT_FAILED;
 				ev->errnum = m.errnum;
@@ -336,6 +398,51 @@ static void ns_destroy(struct warden_sandbox *sb)
 	sb->priv = NULL;
 }
 
+/* The request goes to init as a memfd (sync.h): any length of arguments and environment
+ * fits, and init reads it with no more than pread. */
+static int ns_exec(struct warden_sandbox *sb, uint32_t id, const struct warden_exec *x,
+                   struct warden_error **err)
+{
+	struct ns_state *st = sb->priv;
+	if (st->sock < 0)
+		return warden_error_set(err, EPIPE, "the sandbox has ended");
+	_cleanup_close_ int mfd = memfd_create("warden-exec", MFD_CLOEXEC);
+	if (mfd < 0)
+		return warden_error_set(err, errno, "memfd_create");
+	FILE *f = fdopen(dup(mfd), "w");
+	if (!f)
+		return warden_error_set(err, errno, "fdopen");
+	if (x->workdir)
+		fprintf(f, "W%s%c", x->workdir, 0);
+	for (char *const *a = x->argv; *a; a++)
+		fprintf(f, "A%s%c", *a, 0);
+	for (char *const *e = x->env; e && *e; e++)
+		fprintf(f, "E%s%c", *e, 0);
+	long size = ftell(f);
+	if (fclose(f) != 0)
+		return warden_error_set(err, errno, "writing the request");
+	if (size > SYNC_EXEC_SPEC_MAX)
+		return warden_error_set(err, E2BIG, "arguments and environment over %d bytes",
+		                        SYNC_EXEC_SPEC_MAX);
+	struct sync_msg m = {.type = SYNC_EXEC, .pid = (int32_t)id};
+	int fds[4] = {mfd, x->stdio[0], x->stdio[1], x->stdio[2]};
+	int r = sync_send(st->sock, &m, fds, 4);
+	if (r < 0)
+		return warden_error_set(err, -r, "sending the command to the sandbox");
+	return 0;
+}
+
+static int ns_exec_signal(struct warden_sandbox *sb, uint32_t id, int sig,
+                          struct warden_error **err)
+{
+	struct ns_state *st = sb->priv;
+	if (st->sock < 0)
+		return warden_error_set(err, EPIPE, "the sandbox has ended");
+	struct sync_msg m = {.type = SYNC_EXEC_SIGNAL, .pid = (int32_t)id, .status = sig};
+	int r = sync_send(st->sock, &m, NULL, 0);
+	return r < 0 ? warden_error_set(err, -r, "signalling a command of the sandbox") : 0;
+}
+
 const struct warden_backend warden_ns_backend = {
     .name = "namespaces",
     .start = ns_start,
@@ -344,5 +451,7 @@ const struct warden_backend warden_ns_backend = {
     .sample = ns_sample,
     .freeze = ns_freeze,
     .kill = ns_kill,
+    .exec = ns_exec,
+    .exec_signal = ns_exec_signal,
     .destroy = ns_destroy,
 };
