@@ -1,459 +1,19 @@
 /* client.c: the verbs that drive wardend through its HTTP API (docs/api.yaml): create,
- * exec, cp, ps, rm, pause, resume, logs, events.
+ * exec, ps, rm, pause, resume, logs, events. cp is client-cp.c's; how wardend is reached,
+ * client-http.c's (client.h).
  *
- * Sections: where wardend is (the common options); one HTTP exchange; errors; the verbs.
- *
- * Why not evhttp's client: in libevent 2.1 (Debian 12's) an evhttp_connection cannot use a
- * unix socket. evhttp_make_request() on a connection made with
- * evhttp_connection_base_bufferevent_new() over an already connected socket first resets
- * the connection (closing that socket) and then reconnects by host name and port;
- * evhttp_connection_base_bufferevent_unix_new() only exists from 2.2. So each exchange
- * writes its request on a bufferevent over a socket connected here (unix or TCP), and the
- * answer is parsed by http_parser, warden's HTTP parser already (src/lib/net/egress-http.c),
- * which hands streamed bodies (exec output, events) over piece by piece as they arrive.
- * Every exchange is its own connection ("Connection: close").
+ * Sections: create; exec; ps, rm, pause, resume, logs, events.
  */
 #define _GNU_SOURCE
-#include "cli.h"
-#include "../lib/util.h"
+#include "client.h"
 
-#include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/event.h>
 #include <event2/http.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <http_parser.h>
-#include <jansson.h>
-#include <netdb.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 
-#define DEFAULT_SOCKET "/run/warden/warden.sock"
-
-static inline void evbuffer_freep(struct evbuffer **b)
-{
-	if (*b)
-		evbuffer_free(*b);
-}
-#define _cleanup_json_     __attribute__((cleanup(json_decrefp))) /* jansson.h */
-#define _cleanup_evbuffer_ __attribute__((cleanup(evbuffer_freep)))
-
-/* ---- where wardend is -------------------------------------------------------------- */
-
-struct client {
-	const char *verb; /* for messages: "warden: VERB: ..." */
-	const char *socket, *url, *token;
-	char *host, *port, *prefix; /* from url */
-	struct event_base *base;
-};
-
-enum { OPT_SOCKET = 0x100, OPT_URL, OPT_TOKEN, OPT_JSON, OPT_POLICY, OPT_TTL, OPT_LABEL };
-
-#define COMMON_OPTIONS                                                                             \
-	{"socket", required_argument, NULL, OPT_SOCKET},                                           \
-	    {"url", required_argument, NULL, OPT_URL},                                             \
-	    {"token", required_argument, NULL, OPT_TOKEN}, {"help", no_argument, NULL, 'h'},
-
-static const char common_help[] =
-    "\nwardend is reached at --socket PATH (default $WARDEN_SOCKET, else " DEFAULT_SOCKET ")\n"
-    "or at --url http://HOST:PORT with --token TOKEN (default $WARDEN_URL, $WARDEN_TOKEN).\n"
-    "Exits 125 on warden's own errors.\n";
-
-/* Handle a common option; false if c is not one. */
-static bool common_option(struct client *c, int opt, const char *arg)
-{
-	switch (opt) {
-	case OPT_SOCKET:
-		c->socket = arg;
-		return true;
-	case OPT_URL:
-		c->url = arg;
-		return true;
-	case OPT_TOKEN:
-		c->token = arg;
-		return true;
-	}
-	return false;
-}
-
-/* For getopt's '?' (and -h): the help, or which option was wrong. */
-static int usage_error(const char *verb, const char *usage, int opt, char **argv)
-{
-	if (opt == 'h') {
-		printf("%s%s", usage, common_help);
-		return 0;
-	}
-	if (optopt && optopt < 0x100)
-		return cli_failf("%s: unknown option or missing value: -%c (try 'warden %s "
-		                 "--help')",
-		                 verb, optopt, verb);
-	return cli_failf("%s: unknown option or missing value: %s (try 'warden %s --help')", verb,
-	                 argv[optind - 1], verb);
-}
-
-/* Settle where wardend is: options, then the environment, then the default socket. */
-static int client_init(struct client *c)
-{
-	if (c->socket && c->url)
-		return cli_failf("%s: give --socket or --url, not both", c->verb);
-	if (!c->socket && !c->url) {
-		c->socket = getenv("WARDEN_SOCKET");
-		if (!c->socket || !*c->socket) {
-			c->socket = NULL;
-			c->url = getenv("WARDEN_URL");
-			if (!c->url || !*c->url) {
-				c->url = NULL;
-				c->socket = DEFAULT_SOCKET;
-			}
-		}
-	}
-	if (!c->token && c->url)
-		c->token = getenv("WARDEN_TOKEN");
-	if (c->url) {
-		struct evhttp_uri *u = evhttp_uri_parse(c->url);
-		const char *scheme = u ? evhttp_uri_get_scheme(u) : NULL;
-		const char *host = u ? evhttp_uri_get_host(u) : NULL;
-		if (!u || !scheme || !streq(scheme, "http") || !host || !*host) {
-			if (u)
-				evhttp_uri_free(u);
-			return cli_failf("%s: --url \"%s\": expected http://HOST:PORT", c->verb,
-			                 c->url);
-		}
-		int port = evhttp_uri_get_port(u);
-		const char *path = evhttp_uri_get_path(u);
-		c->host = xstrdup(host);
-		c->port = xasprintf("%d", port > 0 ? port : 80);
-		c->prefix = xstrdup(path ? path : "");
-		size_t n = strlen(c->prefix);
-		while (n && c->prefix[n - 1] == '/')
-			c->prefix[--n] = '\0';
-		evhttp_uri_free(u);
-	} else if (strlen(c->socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		return cli_failf("%s: --socket \"%s\": path too long", c->verb, c->socket);
-	}
-	c->base = event_base_new();
-	if (!c->base)
-		return cli_failf("%s: cannot create an event loop", c->verb);
-	/* A connection wardend closed is an error to report, not a reason to die silently
-	 * (readers of our own output that go away: die_of_sigpipe()). */
-	signal(SIGPIPE, SIG_IGN);
-	return 0;
-}
-
-static void client_done(struct client *c)
-{
-	free(c->host);
-	free(c->port);
-	free(c->prefix);
-	if (c->base)
-		event_base_free(c->base);
-}
-
-/* A connected, non-blocking, close-on-exec socket to wardend, or -1 with errno. */
-static int client_connect(const struct client *c)
-{
-	if (!c->url) {
-		struct sockaddr_un sa = {.sun_family = AF_UNIX};
-		strcpy(sa.sun_path, c->socket); /* length checked in client_init */
-		_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-			return -1;
-		if (evutil_make_socket_nonblocking(fd) < 0)
-			return -1;
-		return TAKE_FD(fd);
-	}
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-	int r = getaddrinfo(c->host, c->port, &hints, &res);
-	if (r != 0) {
-		errno = r == EAI_SYSTEM ? errno : EHOSTUNREACH;
-		return -1;
-	}
-	int fd = -1;
-	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		struct timeval tv = {.tv_sec = 10};
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd >= 0 && evutil_make_socket_nonblocking(fd) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* ---- one HTTP exchange ------------------------------------------------------------- */
-
-struct http {
-	struct client *c;
-	struct bufferevent *bev;
-	http_parser parser;
-	int status; /* 0 until the answer's headers are in */
-	bool complete, failed;
-	int err;               /* errno of a transport failure, or 0 */
-	int write_err;         /* errno of a failed write of the request, or 0 */
-	char why[256];         /* what failed, for the message */
-	struct evbuffer *body; /* the answer's body (always for an error status) */
-	/* Takes the body of a 2xx answer as it arrives, instead of body; returns 0, or -1
-	 * to stop (it then sets why). */
-	int (*sink)(struct http *h, const char *data, size_t len);
-	void *arg;
-};
-
-/* Mark the exchange failed, with errno e (0: none) and a reason. */
-static void why(struct http *h, int e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void why(struct http *h, int e, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(h->why, sizeof(h->why), fmt, ap);
-	va_end(ap);
-	h->err = e;
-	h->failed = true;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-	struct http *h = p->data;
-	h->status = p->status_code;
-	return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-	struct http *h = p->data;
-	if (h->sink && h->status < 300)
-		return h->sink(h, at, len) < 0 ? -1 : 0;
-	evbuffer_add(h->body, at, len);
-	return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-	struct http *h = p->data;
-	h->complete = true;
-	return 0;
-}
-
-static const http_parser_settings parser_settings = {
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
-
-static void http_feed(struct http *h, const char *data, size_t len, size_t *ret_used)
-{
-	size_t n = http_parser_execute(&h->parser, &parser_settings, data, len);
-	if (ret_used)
-		*ret_used = n;
-	enum http_errno he = HTTP_PARSER_ERRNO(&h->parser);
-	if (he != HPE_OK && !h->complete && !h->failed) /* a sink's own failure is set */
-		why(h, 0, "bad HTTP answer: %s", http_errno_description(he));
-}
-
-static void on_read(struct bufferevent *bev, void *arg)
-{
-	struct http *h = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	while (!h->complete && !h->failed && evbuffer_get_length(in)) {
-		size_t len = evbuffer_get_contiguous_space(in), used = 0;
-		http_feed(h, (const char *)evbuffer_pullup(in, len), len, &used);
-		evbuffer_drain(in, used);
-	}
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct http *h = arg;
-	if (what & BEV_EVENT_EOF) {
-		on_read(bev, arg);
-		if (!h->complete && !h->failed)
-			http_feed(h, NULL, 0, NULL); /* an answer delimited by the close */
-		if (!h->complete && !h->failed)
-			why(h, 0, "the connection closed before the answer ended");
-	} else if ((what & BEV_EVENT_ERROR) && (what & BEV_EVENT_WRITING) && !h->write_err) {
-		/* wardend may refuse a body before it has all of it (413) and close the
-		 * connection: its answer is still there to read. */
-		h->write_err = EVUTIL_SOCKET_ERROR();
-	} else if (what & BEV_EVENT_ERROR) {
-		why(h, h->write_err ? h->write_err : EVUTIL_SOCKET_ERROR(),
-		    "the connection failed");
-	}
-}
-
-/* Start one exchange: connect, queue the request (method, path with its query already
- * encoded, Accept, and an optional body of type ctype). Returns 0, or -1 with h->why. */
-static int http_start(struct http *h, struct client *c, const char *method, const char *path,
-                      const char *accept, const char *ctype, struct evbuffer *body)
-{
-	h->c = c;
-	h->body = evbuffer_new();
-	http_parser_init(&h->parser, HTTP_RESPONSE);
-	h->parser.data = h;
-	int fd = client_connect(c);
-	if (fd < 0) {
-		why(h, errno, "cannot connect");
-		return -1;
-	}
-	h->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!h->bev) {
-		close(fd);
-		why(h, 0, "cannot create a bufferevent");
-		return -1;
-	}
-	bufferevent_setcb(h->bev, on_read, NULL, on_event, h);
-	struct evbuffer *out = bufferevent_get_output(h->bev);
-	evbuffer_add_printf(out,
-	                    "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: warden/%s\r\n"
-	                    "Accept: %s\r\nConnection: close\r\n",
-	                    method, c->prefix ? c->prefix : "", path,
-	                    c->url ? c->host : "localhost", WARDEN_VERSION, accept);
-	if (c->url && c->token && *c->token)
-		evbuffer_add_printf(out, "Authorization: Bearer %s\r\n", c->token);
-	size_t len = body ? evbuffer_get_length(body) : 0;
-	if (ctype && body)
-		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
-	evbuffer_add_printf(out, "Content-Length: %zu\r\n\r\n", len);
-	if (body)
-		evbuffer_add_buffer(out, body);
-	bufferevent_enable(h->bev, EV_READ | EV_WRITE);
-	return 0;
-}
-
-/* Run the loop until the answer is complete. 0 for a 2xx answer, else -1. */
-static int http_wait(struct http *h)
-{
-	while (!h->complete && !h->failed) {
-		if (event_base_loop(h->c->base, EVLOOP_ONCE) != 0) {
-			why(h, 0, "the event loop stopped");
-		}
-	}
-	if (h->bev) {
-		bufferevent_free(h->bev);
-		h->bev = NULL;
-	}
-	return h->failed || h->status < 200 || h->status >= 300 ? -1 : 0;
-}
-
-static void http_done(struct http *h)
-{
-	if (h->bev)
-		bufferevent_free(h->bev);
-	if (h->body)
-		evbuffer_free(h->body);
-	h->bev = NULL;
-	h->body = NULL;
-}
-
-/* ---- errors ------------------------------------------------------------------------ */
-
-/* Print why an exchange failed: "warden: VERB: [sandbox ID: ]MESSAGE". Returns EXIT_WARDEN.
- * The API's messages are precise (they name the sandbox, field or path); the id is added
- * only when the message does not name it already. */
-static int http_fail(struct http *h, const char *id)
-{
-	const struct client *c = h->c;
-	if (h->failed && !h->status) {
-		const char *where = c->url ? c->url : c->socket;
-		if (h->err)
-			return cli_failf(
-			    "%s: wardend at %s: %s: %s%s", c->verb, where, h->why, strerror(h->err),
-			    h->err == ENOENT || h->err == ECONNREFUSED ? " (is wardend running?)"
-			                                               : "");
-		return cli_failf("%s: wardend at %s: %s", c->verb, where, h->why);
-	}
-	if (h->failed)
-		return cli_failf("%s: %s%s%s%s%s%s", c->verb, id ? "sandbox " : "", id ? id : "",
-		                 id ? ": " : "", h->why, h->err ? ": " : "",
-		                 h->err ? strerror(h->err) : "");
-	size_t len = evbuffer_get_length(h->body);
-	const char *raw = (const char *)evbuffer_pullup(h->body, -1);
-	_cleanup_json_ json_t *j = raw ? json_loadb(raw, len, 0, NULL) : NULL;
-	json_t *err = json_object_get(j, "error");
-	const char *msg = json_string_value(json_object_get(err, "message"));
-	if (!msg)
-		msg = json_string_value(err);
-	_cleanup_free_ char *text = NULL;
-	if (!msg) {
-		/* Not wardend's JSON (libevent's own answers are HTML): the status, and the
-		 * body only when it is one short line of text. */
-		bool text_body = len && len <= 200 && raw[0] != '<' && !memchr(raw, '\n', len - 1);
-		text = xasprintf(
-		    "HTTP %d %s%s%.*s", h->status, http_status_str((enum http_status)h->status),
-		    text_body ? ": " : "", text_body ? (int)len : 0, text_body ? raw : "");
-		msg = text;
-	}
-	if (id && !strstr(msg, id))
-		return cli_failf("%s: sandbox %s: %s", c->verb, id, msg);
-	return cli_failf("%s: %s", c->verb, msg);
-}
-
-/* One exchange with an optional JSON body; its JSON answer (NULL when empty) goes to *ret
- * (may be NULL). Returns 0, or -1 with h left for http_fail() (the caller ends it with
- * http_done()). */
-static int exchange(struct http *h, struct client *c, const char *method, const char *path,
-                    json_t *req, json_t **ret)
-{
-	_cleanup_evbuffer_ struct evbuffer *body = NULL;
-	if (ret)
-		*ret = NULL;
-	if (req) {
-		_cleanup_free_ char *s = json_dumps(req, JSON_COMPACT);
-		body = evbuffer_new();
-		evbuffer_add(body, s, strlen(s));
-	}
-	if (http_start(h, c, method, path, "application/json", "application/json", body) < 0 ||
-	    http_wait(h) < 0)
-		return -1;
-	size_t len = evbuffer_get_length(h->body);
-	if (ret && len) {
-		json_error_t je;
-		*ret = json_loadb((const char *)evbuffer_pullup(h->body, -1), len, 0, &je);
-		if (!*ret) {
-			snprintf(h->why, sizeof(h->why), "wardend answered with invalid JSON: %s",
-			         je.text);
-			h->failed = true;
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* exchange(), saying why it failed. Returns 0 or EXIT_WARDEN. */
-static int call_json(struct client *c, const char *method, const char *path, json_t *req,
-                     json_t **ret, const char *id)
-{
-	struct http h = {0};
-	int r = exchange(&h, c, method, path, req, ret) < 0 ? http_fail(&h, id) : 0;
-	http_done(&h);
-	return r;
-}
-
-/* "/v1/sandboxes/ID" + suffix, the id encoded. */
-static char *sandbox_path(const char *id, const char *suffix)
-{
-	_cleanup_free_ char *enc = evhttp_uriencode(id, -1, 0);
-	return xasprintf("/v1/sandboxes/%s%s", enc, suffix ? suffix : "");
-}
-
-/* "?path=P" + extra, P encoded. */
-static char *path_query(const char *path, const char *extra)
-{
-	_cleanup_free_ char *enc = evhttp_uriencode(path, -1, 0);
-	return xasprintf("?path=%s%s", enc, extra ? extra : "");
-}
+/* ---- create ------------------------------------------------------------------------ */
 
 /* "K=V" into obj[K] = V; "K" alone takes V from our environment when with_env. */
 static int add_pair(json_t *obj, const char *kv, const char *what, bool with_env)
@@ -471,8 +31,6 @@ static int add_pair(json_t *obj, const char *kv, const char *what, bool with_env
 	json_object_set_new(obj, k, s);
 	return 0;
 }
-
-/* ---- create ------------------------------------------------------------------------ */
 
 static const char create_usage[] =
     "usage: warden create [OPTIONS]\n"
@@ -514,7 +72,7 @@ int cmd_create(int argc, char **argv)
 	int o;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "e:h", opts, NULL)) != -1) {
-		if (common_option(&c, o, optarg))
+		if (client_option(&c, o, optarg))
 			continue;
 		switch (o) {
 		case OPT_POLICY:
@@ -555,7 +113,7 @@ int cmd_create(int argc, char **argv)
 			as_json = true;
 			break;
 		default:
-			return usage_error("create", create_usage, o, argv);
+			return client_usage_error("create", create_usage, o, argv);
 		}
 	}
 	if (optind != argc)
@@ -564,7 +122,7 @@ int cmd_create(int argc, char **argv)
 	if (client_init(&c))
 		return EXIT_WARDEN;
 	_cleanup_json_ json_t *sb = NULL;
-	int r = call_json(&c, "POST", "/v1/sandboxes", req, &sb, NULL);
+	int r = http_call(&c, "POST", "/v1/sandboxes", req, &sb, NULL);
 	if (r == 0) {
 		const char *id = json_string_value(json_object_get(sb, "id"));
 		if (as_json) {
@@ -606,30 +164,6 @@ struct exec_state {
 	json_int_t exit_code;
 };
 
-/* A reader of our output that went away (EPIPE) ends us the way it ends any filter, by
- * SIGPIPE (ignored until now for the sockets' sake). */
-static void die_of_sigpipe(void)
-{
-	signal(SIGPIPE, SIG_DFL);
-	raise(SIGPIPE);
-	_exit(128 + SIGPIPE);
-}
-
-/* Write all of p to fd. Returns 0, or -1 with errno. */
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Ask wardend to signal the exec: a separate exchange on a loop of its own, so that the
  * streamed answer waits in the socket meanwhile. */
 static void exec_signal(struct exec_state *st, int sig)
@@ -640,9 +174,9 @@ static void exec_signal(struct exec_state *st, int sig)
 		return;
 	char suffix[64];
 	snprintf(suffix, sizeof(suffix), "/exec/%lld/kill", (long long)st->exec_id);
-	_cleanup_free_ char *path = sandbox_path(st->id, suffix);
+	_cleanup_free_ char *path = client_sandbox_path(st->id, suffix);
 	_cleanup_json_ json_t *req = json_pack("{s:i}", "signal", sig);
-	call_json(&k, "POST", path, req, NULL, st->id);
+	http_call(&k, "POST", path, req, NULL, st->id);
 	event_base_free(k.base);
 }
 
@@ -662,8 +196,9 @@ static int exec_event(struct http *h, struct exec_state *st, const char *line, s
 	_cleanup_json_ json_t *ev = json_loadb(line, len, 0, &je);
 	const char *type = json_string_value(json_object_get(ev, "type"));
 	if (!type) {
-		why(h, 0, "wardend sent an exec event that is not a JSON object with a type: %s",
-		    je.text);
+		http_why(h, 0,
+		         "wardend sent an exec event that is not a JSON object with a type: %s",
+		         je.text);
 		return -1;
 	}
 	json_t *data = json_object_get(ev, "data");
@@ -673,12 +208,12 @@ static int exec_event(struct http *h, struct exec_state *st, const char *line, s
 			exec_signal(st, st->pending_signal);
 	} else if ((streq(type, "stdout") || streq(type, "stderr")) && json_is_string(data)) {
 		int fd = streq(type, "stdout") ? STDOUT_FILENO : STDERR_FILENO;
-		if (write_all(fd, json_string_value(data), json_string_length(data)) < 0) {
+		if (client_write_all(fd, json_string_value(data), json_string_length(data)) < 0) {
 			if (errno == EPIPE) { /* as in a pipeline: the writer gets SIGPIPE */
 				exec_signal(st, SIGPIPE);
-				die_of_sigpipe();
+				client_die_of_sigpipe();
 			}
-			why(h, errno, "writing the command's %s", type);
+			http_why(h, errno, "writing the command's %s", type);
 			return -1;
 		}
 	} else if (streq(type, "exit")) {
@@ -707,18 +242,6 @@ static int exec_sink(struct http *h, const char *data, size_t len)
 	return 0;
 }
 
-/* Read all of standard input (for -i). */
-static int read_stdin(struct evbuffer *buf)
-{
-	for (;;) {
-		int n = evbuffer_read(buf, STDIN_FILENO, 65536);
-		if (n == 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
 int cmd_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -736,7 +259,7 @@ int cmd_exec(int argc, char **argv)
 	int o;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "+ie:w:t:h", opts, NULL)) != -1) {
-		if (common_option(&c, o, optarg))
+		if (client_option(&c, o, optarg))
 			continue;
 		switch (o) {
 		case 'i':
@@ -763,7 +286,7 @@ int cmd_exec(int argc, char **argv)
 			break;
 		}
 		default:
-			return usage_error("exec", exec_usage, o, argv);
+			return client_usage_error("exec", exec_usage, o, argv);
 		}
 	}
 	if (optind >= argc)
@@ -787,7 +310,7 @@ int cmd_exec(int argc, char **argv)
 	json_decref(env);
 	if (interactive) {
 		_cleanup_evbuffer_ struct evbuffer *in = evbuffer_new();
-		if (read_stdin(in) < 0)
+		if (client_read_stdin(in) < 0)
 			return cli_failf("exec: -i: reading standard input: %s", strerror(errno));
 		json_t *s =
 		    json_stringn((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in));
@@ -809,7 +332,7 @@ int cmd_exec(int argc, char **argv)
 	_cleanup_free_ char *s = json_dumps(req, JSON_COMPACT);
 	_cleanup_evbuffer_ struct evbuffer *body = evbuffer_new();
 	evbuffer_add(body, s, strlen(s));
-	_cleanup_free_ char *path = sandbox_path(id, "/exec");
+	_cleanup_free_ char *path = client_sandbox_path(id, "/exec");
 	struct http h = {.sink = exec_sink, .arg = &st};
 	int r = 0;
 	if (http_start(&h, &c, "POST", path, "application/x-ndjson", "application/json", body) <
@@ -831,259 +354,6 @@ int cmd_exec(int argc, char **argv)
 	for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
 		event_free(sigs[i]);
 	evbuffer_free(st.line);
-	client_done(&c);
-	return r;
-}
-
-/* ---- cp ---------------------------------------------------------------------------- */
-
-static const char cp_usage[] =
-    "usage: warden cp [OPTIONS] SRC DST\n"
-    "\n"
-    "Copy files between here and a sandbox; the sandbox's side is written ID:/path.\n"
-    "A directory is copied with what it holds (symlinks are skipped). SRC '-' reads our\n"
-    "standard input; DST '-' writes to our standard output.\n";
-
-/* "ID:/path" → id and path; false for a local path. */
-static bool split_remote(const char *arg, char **ret_id, const char **ret_path)
-{
-	const char *colon = strchr(arg, ':');
-	if (!colon || colon == arg || memchr(arg, '/', (size_t)(colon - arg)))
-		return false;
-	*ret_id = strndup(arg, (size_t)(colon - arg));
-	*ret_path = colon + 1;
-	return true;
-}
-
-static char *join(const char *dir, const char *name)
-{
-	size_t n = strlen(dir);
-	return xasprintf("%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name);
-}
-
-static const char *base_name(const char *p)
-{
-	static char buf[PATH_MAX];
-	snprintf(buf, sizeof(buf), "%s", p);
-	size_t n = strlen(buf);
-	while (n > 1 && buf[n - 1] == '/')
-		buf[--n] = '\0';
-	const char *slash = strrchr(buf, '/');
-	return slash && slash[1] ? slash + 1 : buf;
-}
-
-/* Stat a path inside the sandbox: 1 and *ret (FileInfo) if it exists, 0 if not (a 404
- * when missing_ok), or EXIT_WARDEN having said why. */
-static int remote_stat(struct client *c, const char *id, const char *path, bool missing_ok,
-                       json_t **ret)
-{
-	_cleanup_free_ char *q = path_query(path, NULL);
-	_cleanup_free_ char *url = sandbox_path(id, NULL);
-	_cleanup_free_ char *full = xasprintf("%s/files/stat%s", url, q);
-	struct http h = {0};
-	int r = exchange(&h, c, "GET", full, NULL, ret);
-	if (r < 0)
-		r = missing_ok && h.status == 404 ? 0 : http_fail(&h, id);
-	else
-		r = 1;
-	http_done(&h);
-	return r;
-}
-
-static int sink_fd(struct http *h, const char *data, size_t len)
-{
-	int fd = *(int *)h->arg;
-	if (write_all(fd, data, len) < 0) {
-		if (errno == EPIPE)
-			die_of_sigpipe();
-		why(h, errno, "writing the copy");
-		return -1;
-	}
-	return 0;
-}
-
-static int download(struct client *c, const char *id, const char *src, const char *dst, int depth);
-
-static int download_dir(struct client *c, const char *id, const char *src, const char *dst,
-                        int depth)
-{
-	if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-		return cli_failf("cp: %s: %s", dst, strerror(errno));
-	_cleanup_free_ char *q = path_query(src, NULL);
-	_cleanup_free_ char *url = sandbox_path(id, NULL);
-	_cleanup_free_ char *full = xasprintf("%s/files/list%s", url, q);
-	_cleanup_json_ json_t *list = NULL;
-	int r = call_json(c, "GET", full, NULL, &list, id);
-	size_t i;
-	json_t *e;
-	json_array_foreach(json_object_get(list, "entries"), i, e)
-	{
-		const char *name = json_string_value(json_object_get(e, "name"));
-		if (r || !name || streq(name, ".") || streq(name, ".."))
-			continue;
-		_cleanup_free_ char *s = join(src, name), *d = join(dst, name);
-		r = download(c, id, s, d, depth + 1);
-	}
-	return r;
-}
-
-static int download(struct client *c, const char *id, const char *src, const char *dst, int depth)
-{
-	if (depth > 64)
-		return cli_failf("cp: %s:%s: too deep", id, src);
-	_cleanup_json_ json_t *info = NULL;
-	int r = remote_stat(c, id, src, false, &info);
-	if (r != 1)
-		return r;
-	const char *type = json_string_value(json_object_get(info, "type"));
-	const char *mode_s = json_string_value(json_object_get(info, "mode"));
-	mode_t mode = mode_s ? (mode_t)strtoul(mode_s, NULL, 8) & 07777 : 0644;
-	struct stat st;
-	_cleanup_free_ char *target = NULL;
-	if (!streq(dst, "-") && depth == 0 && stat(dst, &st) == 0 && S_ISDIR(st.st_mode))
-		target = join(dst, base_name(src));
-	else
-		target = xstrdup(dst);
-	if (type && streq(type, "dir")) {
-		if (streq(target, "-"))
-			return cli_failf("cp: %s:%s is a directory: cannot write it to stdout", id,
-			                 src);
-		return download_dir(c, id, src, target, depth);
-	}
-	if (!type || !streq(type, "file")) {
-		cli_warn("cp: %s:%s: skipped (a %s)", id, src, type ? type : "special file");
-		return 0;
-	}
-	bool to_stdout = streq(target, "-");
-	_cleanup_close_ int fd =
-	    to_stdout ? dup(STDOUT_FILENO)
-	              : open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode ? mode : 0644);
-	if (fd < 0)
-		return cli_failf("cp: %s: %s", target, strerror(errno));
-	_cleanup_free_ char *q = path_query(src, NULL);
-	_cleanup_free_ char *url = sandbox_path(id, NULL);
-	_cleanup_free_ char *full = xasprintf("%s/files%s", url, q);
-	struct http h = {.sink = sink_fd, .arg = &fd};
-	if (http_start(&h, c, "GET", full, "application/octet-stream", NULL, NULL) < 0 ||
-	    http_wait(&h) < 0) {
-		r = http_fail(&h, id);
-		if (!to_stdout)
-			unlink(target);
-	}
-	http_done(&h);
-	return r == 1 ? 0 : r;
-}
-
-static int upload(struct client *c, const char *src, const char *id, const char *dst, int depth);
-
-static int upload_dir(struct client *c, const char *src, const char *id, const char *dst, int depth)
-{
-	_cleanup_free_ char *q = path_query(dst, NULL);
-	_cleanup_free_ char *url = sandbox_path(id, NULL);
-	_cleanup_free_ char *full = xasprintf("%s/files/mkdir%s", url, q);
-	struct http h = {0};
-	int r = exchange(&h, c, "POST", full, NULL, NULL) < 0 && h.status != 409 ? http_fail(&h, id)
-	                                                                         : 0;
-	http_done(&h);
-	if (r)
-		return r;
-	_cleanup_closedir_ DIR *d = opendir(src);
-	if (!d)
-		return cli_failf("cp: %s: %s", src, strerror(errno));
-	struct dirent *de;
-	while (r == 0 && (de = readdir(d))) {
-		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-			continue;
-		_cleanup_free_ char *s = join(src, de->d_name), *t = join(dst, de->d_name);
-		r = upload(c, s, id, t, depth + 1);
-	}
-	return r;
-}
-
-static int upload(struct client *c, const char *src, const char *id, const char *dst, int depth)
-{
-	if (depth > 64)
-		return cli_failf("cp: %s: too deep", src);
-	bool from_stdin = streq(src, "-");
-	struct stat st = {.st_mode = S_IFREG | 0644};
-	if (!from_stdin && lstat(src, &st) < 0)
-		return cli_failf("cp: %s: %s", src, strerror(errno));
-	_cleanup_free_ char *target = NULL;
-	if (depth == 0) {
-		size_t n = strlen(dst);
-		_cleanup_json_ json_t *info = NULL;
-		int r = n && dst[n - 1] == '/' ? 1 : remote_stat(c, id, dst, true, &info);
-		if (r > 1)
-			return r;
-		const char *type = json_string_value(json_object_get(info, "type"));
-		bool into = r == 1 && (!info || (type && streq(type, "dir")));
-		if (into && from_stdin)
-			return cli_failf("cp: %s:%s is a directory: name the file to write", id,
-			                 dst);
-		target = into ? join(dst, base_name(src)) : xstrdup(dst);
-	} else {
-		target = xstrdup(dst);
-	}
-	if (S_ISDIR(st.st_mode))
-		return upload_dir(c, src, id, target, depth);
-	if (!S_ISREG(st.st_mode)) {
-		cli_warn("cp: %s: skipped (not a regular file or directory)", src);
-		return 0;
-	}
-	_cleanup_evbuffer_ struct evbuffer *body = evbuffer_new();
-	if (from_stdin) {
-		if (read_stdin(body) < 0)
-			return cli_failf("cp: reading standard input: %s", strerror(errno));
-	} else {
-		int fd = open(src, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return cli_failf("cp: %s: %s", src, strerror(errno));
-		if (st.st_size == 0)
-			close(fd);
-		else if (evbuffer_add_file(body, fd, 0, st.st_size) < 0) /* takes fd */
-			return cli_failf("cp: %s: cannot read it", src);
-	}
-	char mode[32];
-	snprintf(mode, sizeof(mode), "&mode=%04o", (unsigned)(st.st_mode & 0777));
-	_cleanup_free_ char *q = path_query(target, mode);
-	_cleanup_free_ char *url = sandbox_path(id, NULL);
-	_cleanup_free_ char *full = xasprintf("%s/files%s", url, q);
-	struct http h = {0};
-	int r = 0;
-	if (http_start(&h, c, "PUT", full, "application/json", "application/octet-stream", body) <
-	        0 ||
-	    http_wait(&h) < 0)
-		r = http_fail(&h, id);
-	http_done(&h);
-	return r;
-}
-
-int cmd_cp(int argc, char **argv)
-{
-	static const struct option opts[] = {COMMON_OPTIONS{NULL, 0, NULL, 0}};
-	struct client c = {.verb = "cp"};
-	int o;
-	opterr = 0;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1)
-		if (!common_option(&c, o, optarg))
-			return usage_error("cp", cp_usage, o, argv);
-	if (argc - optind != 2)
-		return cli_failf("cp: expected SRC and DST (usage: warden cp SRC DST, one of them "
-		                 "ID:/path)");
-	const char *src = argv[optind], *dst = argv[optind + 1];
-	_cleanup_free_ char *sid = NULL, *did = NULL;
-	const char *spath = NULL, *dpath = NULL;
-	bool sr = split_remote(src, &sid, &spath), dr = split_remote(dst, &did, &dpath);
-	if (sr == dr)
-		return cli_failf("cp: %s", sr ? "copying between sandboxes is not supported"
-		                              : "one of SRC and DST must be ID:/path");
-	const char *rpath = sr ? spath : dpath;
-	if (rpath[0] != '/')
-		return cli_failf("cp: \"%s\": the path in the sandbox must be absolute",
-		                 sr ? src : dst);
-	if (client_init(&c))
-		return EXIT_WARDEN;
-	int r = sr ? download(&c, sid, spath, dst, 0) : upload(&c, src, did, dpath, 0);
 	client_done(&c);
 	return r;
 }
@@ -1133,7 +403,7 @@ int cmd_ps(int argc, char **argv)
 	int o;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
-		if (common_option(&c, o, optarg))
+		if (client_option(&c, o, optarg))
 			continue;
 		switch (o) {
 		case OPT_LABEL: {
@@ -1151,7 +421,7 @@ int cmd_ps(int argc, char **argv)
 			as_json = true;
 			break;
 		default:
-			return usage_error("ps", ps_usage, o, argv);
+			return client_usage_error("ps", ps_usage, o, argv);
 		}
 	}
 	if (optind != argc)
@@ -1162,7 +432,7 @@ int cmd_ps(int argc, char **argv)
 	_cleanup_free_ char *path =
 	    xasprintf("/v1/sandboxes%s", (const char *)evbuffer_pullup(query, -1));
 	_cleanup_json_ json_t *ans = NULL;
-	int r = call_json(&c, "GET", path, NULL, &ans, NULL);
+	int r = http_call(&c, "GET", path, NULL, &ans, NULL);
 	client_done(&c);
 	if (r)
 		return r;
@@ -1207,16 +477,16 @@ static int per_id(const char *verb, const char *method, const char *suffix, int 
 	int o;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1)
-		if (!common_option(&c, o, optarg))
-			return usage_error(verb, usage, o, argv);
+		if (!client_option(&c, o, optarg))
+			return client_usage_error(verb, usage, o, argv);
 	if (optind >= argc)
 		return cli_failf("%s: which sandbox? (usage: warden %s ID...)", verb, verb);
 	if (client_init(&c))
 		return EXIT_WARDEN;
 	int r = 0;
 	for (int i = optind; i < argc; i++) {
-		_cleanup_free_ char *path = sandbox_path(argv[i], suffix);
-		if (call_json(&c, method, path, NULL, NULL, argv[i]))
+		_cleanup_free_ char *path = client_sandbox_path(argv[i], suffix);
+		if (http_call(&c, method, path, NULL, NULL, argv[i]))
 			r = EXIT_WARDEN;
 	}
 	client_done(&c);
@@ -1250,13 +520,13 @@ static int one_id(struct client *c, const char *usage, int argc, char **argv, bo
 	int o;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (common_option(c, o, optarg))
+		if (client_option(c, o, optarg))
 			continue;
 		if (o == OPT_JSON && as_json) {
 			*as_json = true;
 			continue;
 		}
-		int r = usage_error(c->verb, usage, o, argv);
+		int r = client_usage_error(c->verb, usage, o, argv);
 		return r ? r : -1;
 	}
 	if (argc - optind != 1)
@@ -1280,9 +550,9 @@ int cmd_logs(int argc, char **argv)
 	int r = one_id(&c, logs_usage, argc, argv, &as_json, &id);
 	if (r)
 		return r < 0 ? 0 : r;
-	_cleanup_free_ char *path = sandbox_path(id, "/logs");
+	_cleanup_free_ char *path = client_sandbox_path(id, "/logs");
 	_cleanup_json_ json_t *ans = NULL;
-	r = call_json(&c, "GET", path, NULL, &ans, id);
+	r = http_call(&c, "GET", path, NULL, &ans, id);
 	client_done(&c);
 	if (r)
 		return r;
@@ -1338,14 +608,14 @@ static int events_sink(struct http *h, const char *chunk, size_t len)
 		if (n == 0 && evbuffer_get_length(s->data)) {
 			evbuffer_add(s->data, "\n", 1);
 			size_t dl = evbuffer_get_length(s->data);
-			int r = write_all(STDOUT_FILENO, (const char *)evbuffer_pullup(s->data, -1),
-			                  dl);
+			int r = client_write_all(STDOUT_FILENO,
+			                         (const char *)evbuffer_pullup(s->data, -1), dl);
 			evbuffer_drain(s->data, dl);
 			if (r < 0 && errno == EPIPE)
-				die_of_sigpipe();
+				client_die_of_sigpipe();
 			if (r < 0) {
 				free(line);
-				why(h, errno, "writing the events");
+				http_why(h, errno, "writing the events");
 				return -1;
 			}
 		} else if (!strncmp(line, "data:", 5)) {
@@ -1366,7 +636,7 @@ int cmd_events(int argc, char **argv)
 	int r = one_id(&c, events_usage, argc, argv, NULL, &id);
 	if (r)
 		return r < 0 ? 0 : r;
-	_cleanup_free_ char *path = sandbox_path(id, "/events");
+	_cleanup_free_ char *path = client_sandbox_path(id, "/events");
 	struct sse s = {.line = evbuffer_new(), .data = evbuffer_new()};
 	struct http h = {.sink = events_sink, .arg = &s};
 	if (http_start(&h, &c, "GET", path, "text/event-stream", NULL, NULL) < 0 ||

@@ -1,8 +1,9 @@
 /* control.c: `warden freeze|thaw|kill|stats ID` and `warden metrics`, through the control
- * sockets of running supervisors (supervisor.h). */
+ * sockets of running supervisors (control.h). */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "../lib/supervisor.h"
+#include "../lib/control.h"
+#include "../lib/util.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -14,15 +15,12 @@ static int request(const char *op, int argc, char **argv)
 		return argc == 2 ? 0 : EXIT_WARDEN;
 	}
 	struct warden_error *e = NULL;
-	_cleanup_free_ char *reply = warden_control_request(argv[1], op, &e);
-	if (!reply)
+	json_t *r = warden_control_request(argv[1], op, &e);
+	if (!r)
 		return cli_fail(e);
-	json_t *r = json_loads(reply, 0, NULL);
-	int ok = r && json_is_true(json_object_get(r, "ok"));
-	if (!ok) {
-		const char *why = r ? json_string_value(json_object_get(r, "error")) : NULL;
-		json_decref(r);
-		return cli_failf("%s %s: %s", op, argv[1], why ? why : "refused");
+	if (!warden_control_ok(r, &e)) {
+		warden_error_wrap(&e, "%s %s", op, argv[1]);
+		return cli_fail(e);
 	}
 	if (streq(op, "stats")) {
 		char *out =
@@ -106,10 +104,9 @@ int cmd_metrics(int argc, char **argv)
 			continue;
 		_cleanup_free_ char *id = strndup(de->d_name, 16);
 		struct warden_error *re = NULL;
-		_cleanup_free_ char *reply = warden_control_request(id, "stats", &re);
+		json_t *r = warden_control_request(id, "stats", &re);
 		warden_error_free(re);
-		json_t *r = reply ? json_loads(reply, 0, NULL) : NULL;
-		json_t *stats = r ? json_object_get(r, "stats") : NULL;
+		json_t *stats = json_object_get(r, "stats");
 		if (stats)
 			json_array_append(all, stats);
 		json_decref(r);

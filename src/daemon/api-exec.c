@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 
 #define COLLECT_MAX      (1u << 20) /* per stream, for the collected (non-streamed) answer */
 #define READ_CHUNK       (64u << 10)
@@ -33,8 +34,8 @@ struct exec {
 	int ctl, in, out[2]; /* out[0]: stdout, out[1]: stderr */
 	struct event *ctl_ev, *in_ev, *out_ev[2], *timeout_ev, *resume_ev, *keepalive_ev;
 	struct evbuffer *in_buf;
-	struct api_text text[2]; /* streamed: the chunk being built; collected: all of it */
-	size_t raw[2];           /* bytes read per stream */
+	struct warden_text text[2]; /* streamed: the chunk being built; collected: all of it */
+	size_t raw[2];              /* bytes read per stream */
 	bool truncated, timed_out;
 	json_t *exit_msg;
 };
@@ -63,8 +64,8 @@ static void exec_free(struct exec *x)
 	close_ev(&x->keepalive_ev, NULL);
 	if (x->in_buf)
 		evbuffer_free(x->in_buf);
-	api_text_clear(&x->text[0]);
-	api_text_clear(&x->text[1]);
+	warden_text_clear(&x->text[0]);
+	warden_text_clear(&x->text[1]);
 	json_decref(x->cmd);
 	json_decref(x->exit_msg);
 	x->sb->execs--;
@@ -98,17 +99,17 @@ static void emit(struct exec *x, const char *type, json_t *data)
 
 static void deliver(struct exec *x, int which, const char *data, size_t n, bool final)
 {
-	struct api_text *t = &x->text[which];
+	struct warden_text *t = &x->text[which];
 	if (x->stream == STREAM_NONE) {
 		size_t room = x->raw[which] < COLLECT_MAX ? COLLECT_MAX - x->raw[which] : 0;
 		if (n > room)
 			x->truncated = true;
-		api_text_add(t, data, n < room ? n : room, final);
+		warden_text_add(t, data, n < room ? n : room, final);
 		x->raw[which] += n;
 		return;
 	}
 	t->len = 0;
-	api_text_add(t, data, n, final);
+	warden_text_add(t, data, n, final);
 	if (t->len)
 		emit(x, stream_names[which], json_pack("{s:s%}", "data", t->s, t->len));
 }
@@ -237,14 +238,16 @@ static void ctl_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
 	struct exec *x = arg;
-	bool eof = false;
-	json_t *m = ctl_read(fd, &eof);
+	_cleanup_error_ struct warden_error *e = NULL;
+	json_t *m = warden_control_recv(fd, MSG_DONTWAIT, NULL, 0, NULL, &e);
 	if (m && json_object_get(m, "exit")) {
 		x->exit_msg = m;
 		return finish(x);
 	}
 	json_decref(m);
-	if (eof)
+	/* Nothing there yet: wait on. The end of the connection, an error or garbage: the
+	 * exchange is over. */
+	if (!m && e->errnum != ETIMEDOUT)
 		finish(x);
 }
 
@@ -316,8 +319,8 @@ void api_exec(struct call *c, struct sandbox *sb)
 	if (!ok)
 		warden_error_set(&we, errno, "pipe");
 	else
-		ctl =
-		    ctl_exec(sb->control, msg, (int[3]){in[0], out[1], err[1]}, 3000, &reply, &we);
+		ctl = warden_control_open(sb->control, msg, (int[3]){in[0], out[1], err[1]}, 3,
+		                          CTL_TIMEOUT_MS, &reply, &we);
 	json_decref(msg);
 	/* The command's ends are the command's now (the supervisor has its copies). */
 	close_all((int *[]){&in[0], &out[1], &err[1]}, 3);

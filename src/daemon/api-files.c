@@ -4,7 +4,6 @@
  */
 #define _GNU_SOURCE
 #include "wardend.h"
-#include "../lib/files.h"
 
 #include <event2/buffer.h>
 
@@ -57,19 +56,14 @@ void api_files(struct call *c, struct sandbox *sb)
 	char name[256 + 1];
 	if (api_files_query(c->m.route, &c->q, &q, &e) < 0)
 		return reply_api_error(c->req, &e);
-	if (warden_path_check(q.path, strlen(q.path), &we) < 0)
+	const struct warden_root *root = sandbox_root(sb, &we);
+	if (!root)
 		return reply_werror(c->req, we);
-	struct warden_root root = {.fd = -1};
-	if (warden_root_open(sb->init_pidfd, sb->init_pid, sb->uid, sb->gid, &root, &we) < 0) {
-		/* Without root, /proc/<init>/root of a sandbox is out of reach (EACCES). */
-		warden_error_wrap(&we, "sandbox %s", sb->id);
-		return reply_werror(c->req, we);
-	}
 	const char *base = base_name(q.path, name, sizeof(name));
 	int r = 0;
 	switch (c->m.route) {
 	case R_FILE_GET: {
-		int fd = warden_file_open_read(&root, q.path, &fi, &we);
+		int fd = warden_file_open_read(root, q.path, &fi, &we);
 		if (fd < 0) {
 			r = -1;
 			break;
@@ -90,18 +84,18 @@ void api_files(struct call *c, struct sandbox *sb)
 		break;
 	}
 	case R_FILE_PUT:
-		if ((r = warden_file_write(&root, q.path, c->body, c->body_len, q.mode, &fi,
-		                           &we)) == 0)
+		if ((r = warden_file_write(root, q.path, c->body, c->body_len, q.mode, &fi, &we)) ==
+		    0)
 			reply_json(c->req, 201, info_json(q.path, base, &fi));
 		break;
 	case R_FILE_DELETE:
-		if ((r = warden_file_delete(&root, q.path, q.recursive, &we)) == 0)
+		if ((r = warden_file_delete(root, q.path, q.recursive, &we)) == 0)
 			reply_empty(c->req, 204);
 		break;
 	case R_FILE_LIST: {
 		struct listing l = {.dir = q.path, .entries = json_array()};
 		bool truncated = false;
-		r = warden_file_list(&root, q.path, LIST_MAX, list_one, &l, &truncated, &we);
+		r = warden_file_list(root, q.path, LIST_MAX, list_one, &l, &truncated, &we);
 		if (r == 0)
 			reply_json(c->req, 200,
 			           json_pack("{s:s, s:o, s:b}", "path", q.path, "entries",
@@ -111,17 +105,16 @@ void api_files(struct call *c, struct sandbox *sb)
 		break;
 	}
 	case R_FILE_STAT:
-		if ((r = warden_file_stat(&root, q.path, &fi, &we)) == 0)
+		if ((r = warden_file_stat(root, q.path, &fi, &we)) == 0)
 			reply_json(c->req, 200, info_json(q.path, base, &fi));
 		break;
 	case R_FILE_MKDIR:
-		if ((r = warden_file_mkdir(&root, q.path, q.mode, q.parents, &fi, &we)) == 0)
+		if ((r = warden_file_mkdir(root, q.path, q.mode, q.parents, &fi, &we)) == 0)
 			reply_json(c->req, 201, info_json(q.path, base, &fi));
 		break;
 	default:
 		break;
 	}
-	warden_root_close(&root);
 	if (r < 0)
 		reply_werror(c->req, we);
 }

@@ -275,7 +275,7 @@ static void create_done(int status, const char *out, const char *err, void *ctx)
 	_cleanup_error_ struct warden_error *e = NULL;
 	if (sandbox_watch(sb, &e) < 0) {
 		sb->destroying = true; /* not registered: nothing to finalize */
-		json_decref(ctl_request(sb->control, control_op("destroy"), CTL_TIMEOUT_MS, NULL));
+		(void)control_destroy(sb->control);
 		sandbox_unref(sb);
 		return job_fail(j, 500, "supervise_failed", warden_error_text(e));
 	}
@@ -292,7 +292,7 @@ static void create_done(int status, const char *out, const char *err, void *ctx)
 	 * finds the row at start, and the sandbox named in events/new-*.jsonl is its. */
 	if (state_put(sb, j->policy.text, j->policy.hash) < 0) {
 		warden_error_set(&e, 0, "state database: %s", state_error());
-		json_decref(ctl_request(sb->control, control_op("destroy"), CTL_TIMEOUT_MS, NULL));
+		(void)control_destroy(sb->control);
 		sb->pool = NULL;
 		sandbox_unref(sb);
 		return job_fail(j, 500, "internal", warden_error_text(e));

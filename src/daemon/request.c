@@ -1,18 +1,22 @@
 /* request.c: wardend's routing table and request validation (request.h).
  *
- * Sections: errors; routes; query strings; JSON fields; bodies (create, exec, kill).
- * The UTF-8 repair of exec output and the Accept header are in text.c.
+ * Sections: errors; routes; query strings; JSON fields; bodies (create, exec, kill);
+ * Accept. The UTF-8 repair of exec output is src/lib/text.c.
  */
 #define _GNU_SOURCE
 #include "request.h"
+#include "../lib/files.h"
+#include "../lib/policy.h"
 
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <strings.h>
 
 #define QUERY_PARAMS_MAX 32
 #define ENV_MAX          256
+#define ENV_NAME_MAX     256
 #define ENV_VALUE_MAX    (32u << 10)
 #define LABELS_MAX       64
 #define LABEL_KEY_MAX    63
@@ -325,15 +329,12 @@ int api_files_query(enum api_route route, const struct api_query *q, struct api_
 	    api_query_get(q, "recursive", &recursive, e) < 0 ||
 	    api_query_get(q, "parents", &parents, e) < 0)
 		return -1;
-	if (!path || !*path)
-		return api_fail(e, 400, "invalid_parameter",
-		                "path: missing (an absolute path "
-		                "inside the sandbox)");
-	if (strlen(path) >= PATH_MAX)
-		return api_fail(e, 400, "invalid_parameter", "path: longer than %d bytes",
-		                PATH_MAX - 1);
-	if (path[0] != '/')
-		return api_fail(e, 400, "invalid_parameter", "path \"%.200s\": not absolute", path);
+	struct warden_error *we = NULL;
+	if (warden_path_check(path, path ? strlen(path) : 0, &we) < 0) {
+		api_fail(e, 400, "invalid_parameter", "%s", we->msg);
+		warden_error_free(we);
+		return -1;
+	}
 	ret->path = path;
 	(void)route;
 	if (parse_mode(mode, &ret->mode, e) < 0 ||
@@ -432,81 +433,97 @@ static json_t *load_object(const char *body, size_t len, struct api_error *e)
 	return o;
 }
 
-static bool env_name_valid(const char *s)
+/* A JSON object of strings (env, labels): at most max members, each key passing key_ok
+ * (key_what says what a key must be), each value text of at most value_max bytes. */
+struct string_map {
+	const char *field, *members;
+	size_t max, value_max;
+	bool (*key_ok)(const char *k, size_t n);
+	const char *key_what;
+};
+
+static int check_string_map(json_t *v, const struct string_map *m, struct api_error *e)
 {
-	if (!*s || (*s >= '0' && *s <= '9') || strlen(s) > 256)
+	const char *k;
+	json_t *val;
+	if (!json_is_object(v))
+		return wrong_type(e, m->field, "an object of strings", v);
+	if (json_object_size(v) > m->max)
+		return api_fail(e, 400, "invalid_field", "%s: more than %zu %s", m->field, m->max,
+		                m->members);
+	json_object_foreach(v, k, val)
+	{
+		const char *s;
+		char field[300];
+		if (!m->key_ok(k, json_object_iter_key_len(json_object_key_to_iter(k))))
+			return api_fail(e, 400, "invalid_field", "%s: \"%.64s\" is not %s",
+			                m->field, k, m->key_what);
+		snprintf(field, sizeof(field), "%s.%.256s", m->field, k);
+		if (get_text(val, field, &s, e) < 0)
+			return -1;
+		if (strlen(s) > m->value_max)
+			return api_fail(e, 400, "invalid_field", "%s: longer than %zu bytes", field,
+			                m->value_max);
+	}
+	return 0;
+}
+
+/* n: the key's length, NUL bytes included (a key with one is refused). */
+static bool env_key_ok(const char *k, size_t n)
+{
+	return n == strlen(k) && n <= ENV_NAME_MAX && warden_env_name_valid(k);
+}
+
+static bool label_key_ok(const char *k, size_t n)
+{
+	if (n == 0 || n > LABEL_KEY_MAX)
 		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '_'))
+	for (size_t i = 0; i < n; i++)
+		if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
+		      (k[i] >= '0' && k[i] <= '9') || (k[i] && strchr("._/-", k[i]))))
 			return false;
 	return true;
 }
+
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+
+static const struct string_map env_map = {
+    .field = "env",
+    .members = "variables",
+    .max = ENV_MAX,
+    .value_max = ENV_VALUE_MAX,
+    .key_ok = env_key_ok,
+    .key_what = "a variable name ([A-Za-z_][A-Za-z0-9_]*)",
+};
+
+static const struct string_map labels_map = {
+    .field = "labels",
+    .members = "labels",
+    .max = LABELS_MAX,
+    .value_max = LABEL_VALUE_MAX,
+    .key_ok = label_key_ok,
+    .key_what = "a label key (1 to " STR(LABEL_KEY_MAX) " of [A-Za-z0-9._/-])",
+};
 
 /* {"NAME": "value", ...} -> "NAME=value" */
 static int parse_env(json_t *v, struct strv *ret, struct api_error *e)
 {
 	const char *k;
 	json_t *val;
-	if (!json_is_object(v))
-		return wrong_type(e, "env", "an object of strings", v);
-	if (json_object_size(v) > ENV_MAX)
-		return api_fail(e, 400, "invalid_field", "env: more than %d variables", ENV_MAX);
+	if (check_string_map(v, &env_map, e) < 0)
+		return -1;
 	json_object_foreach(v, k, val)
 	{
-		const char *s;
-		char field[300];
-		snprintf(field, sizeof(field), "env.%.256s", k);
-		if (strlen(k) != json_object_iter_key_len(json_object_key_to_iter(k)) ||
-		    !env_name_valid(k))
-			return api_fail(
-			    e, 400, "invalid_field",
-			    "env: \"%.64s\" is not a variable name ([A-Za-z_][A-Za-z0-9_]*)", k);
-		if (get_text(val, field, &s, e) < 0)
-			return -1;
-		if (strlen(s) > ENV_VALUE_MAX)
-			return api_fail(e, 400, "invalid_field", "%s: longer than %u bytes", field,
-			                ENV_VALUE_MAX);
-		strv_push_take(ret, xasprintf("%s=%s", k, s));
+		strv_push_take(ret, xasprintf("%s=%s", k, json_string_value(val)));
 	}
 	return 0;
 }
 
-static bool label_key_valid(const char *k, size_t n)
-{
-	if (n == 0 || n > LABEL_KEY_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
-		      (k[i] >= '0' && k[i] <= '9') || strchr("._/-", k[i])))
-			return false;
-	return true;
-}
-
 static int parse_labels(json_t *v, json_t **ret, struct api_error *e)
 {
-	const char *k;
-	json_t *val;
-	if (!json_is_object(v))
-		return wrong_type(e, "labels", "an object of strings", v);
-	if (json_object_size(v) > LABELS_MAX)
-		return api_fail(e, 400, "invalid_field", "labels: more than %d labels", LABELS_MAX);
-	json_object_foreach(v, k, val)
-	{
-		const char *s;
-		char field[300];
-		if (!label_key_valid(k, json_object_iter_key_len(json_object_key_to_iter(k))))
-			return api_fail(e, 400, "invalid_field",
-			                "labels: \"%.64s\" is not a label key (1 to %d of "
-			                "[A-Za-z0-9._/-])",
-			                k, LABEL_KEY_MAX);
-		snprintf(field, sizeof(field), "labels.%s", k);
-		if (get_text(val, field, &s, e) < 0)
-			return -1;
-		if (strlen(s) > LABEL_VALUE_MAX)
-			return api_fail(e, 400, "invalid_field", "%s: longer than %d bytes", field,
-			                LABEL_VALUE_MAX);
-	}
+	if (check_string_map(v, &labels_map, e) < 0)
+		return -1;
 	*ret = json_incref(v);
 	return 0;
 }
@@ -533,63 +550,87 @@ static bool policy_name_valid(const char *s)
 
 /* ---- bodies ------------------------------------------------------------------------ */
 
-int api_parse_create(const char *body, size_t len, int64_t max_ttl, struct api_create *ret,
-                     struct api_error *e)
+typedef int (*field_fn)(const char *k, json_t *v, void *ctx, struct api_error *e);
+
+/* Load the body (a JSON object; an empty body is {}) and call fn for each member, in the
+ * body's order, until one fails. A member whose name holds a NUL byte is refused. */
+static int each_field(const char *body, size_t len, field_fn fn, void *ctx, struct api_error *e)
 {
-	*ret = (struct api_create){.ttl = API_TTL_DEFAULT};
 	json_t *o = load_object(body, len, e);
 	const char *k;
 	json_t *v;
 	int r = 0;
 	if (!o)
 		return -1;
-	if (max_ttl <= 0 || max_ttl > TTL_MAX_EVER)
-		max_ttl = TTL_MAX_EVER;
-	if (ret->ttl > max_ttl)
-		ret->ttl = max_ttl;
 	json_object_foreach(o, k, v)
 	{
-		const char *s;
-		if (strlen(k) != json_object_iter_key_len(json_object_key_to_iter(k))) {
+		if (strlen(k) != json_object_iter_key_len(json_object_key_to_iter(k)))
 			r = api_fail(e, 400, "unknown_field",
 			             "body: a field name contains a NUL byte");
-		} else if (streq(k, "policy")) {
-			if ((r = get_text(v, "policy", &s, e)) == 0 && !policy_name_valid(s))
-				r = api_fail(
-				    e, 400, "invalid_field",
-				    "policy: \"%.64s\" is not a policy name (a preset, or a "
-				    "stored policy: 1 to 64 of [A-Za-z0-9._-])",
-				    s);
-			if (r == 0)
-				ret->policy = xstrdup(s);
-		} else if (streq(k, "policy_yaml")) {
-			if ((r = get_text(v, "policy_yaml", &s, e)) == 0 && !*s)
-				r = api_fail(e, 400, "invalid_field", "policy_yaml: empty");
-			if (r == 0) {
-				ret->policy_yaml = xstrdup(s);
-				ret->policy_yaml_len = strlen(s);
-			}
-		} else if (streq(k, "ttl")) {
-			if (!json_is_integer(v))
-				r = wrong_type(e, "ttl", "an integer (seconds)", v);
-			else if (json_integer_value(v) <= 0 || json_integer_value(v) > max_ttl)
-				r = api_fail(e, 400, "invalid_field",
-				             "ttl: %" JSON_INTEGER_FORMAT
-				             " is out of range (1 to %" PRId64 " seconds)",
-				             json_integer_value(v), max_ttl);
-			else
-				ret->ttl = json_integer_value(v);
-		} else if (streq(k, "labels")) {
-			r = parse_labels(v, &ret->labels, e);
-		} else if (streq(k, "env")) {
-			r = parse_env(v, &ret->env, e);
-		} else {
-			r = unknown_field(e, k, "policy, policy_yaml, ttl, labels, env");
-		}
+		else
+			r = fn(k, v, ctx, e);
 		if (r < 0)
 			break;
 	}
 	json_decref(o);
+	return r;
+}
+
+struct create_ctx {
+	struct api_create *ret;
+	int64_t max_ttl;
+};
+
+static int create_field(const char *k, json_t *v, void *ctx, struct api_error *e)
+{
+	struct create_ctx *c = ctx;
+	struct api_create *ret = c->ret;
+	const char *s;
+	int r = 0;
+	if (streq(k, "policy")) {
+		if ((r = get_text(v, "policy", &s, e)) == 0 && !policy_name_valid(s))
+			r = api_fail(e, 400, "invalid_field",
+			             "policy: \"%.64s\" is not a policy name (a preset, or a "
+			             "stored policy: 1 to 64 of [A-Za-z0-9._-])",
+			             s);
+		if (r == 0)
+			ret->policy = xstrdup(s);
+	} else if (streq(k, "policy_yaml")) {
+		if ((r = get_text(v, "policy_yaml", &s, e)) == 0 && !*s)
+			r = api_fail(e, 400, "invalid_field", "policy_yaml: empty");
+		if (r == 0) {
+			ret->policy_yaml = xstrdup(s);
+			ret->policy_yaml_len = strlen(s);
+		}
+	} else if (streq(k, "ttl")) {
+		if (!json_is_integer(v))
+			r = wrong_type(e, "ttl", "an integer (seconds)", v);
+		else if (json_integer_value(v) <= 0 || json_integer_value(v) > c->max_ttl)
+			r = api_fail(e, 400, "invalid_field",
+			             "ttl: %" JSON_INTEGER_FORMAT " is out of range (1 to %" PRId64
+			             " seconds)",
+			             json_integer_value(v), c->max_ttl);
+		else
+			ret->ttl = json_integer_value(v);
+	} else if (streq(k, "labels")) {
+		r = parse_labels(v, &ret->labels, e);
+	} else if (streq(k, "env")) {
+		r = parse_env(v, &ret->env, e);
+	} else {
+		r = unknown_field(e, k, "policy, policy_yaml, ttl, labels, env");
+	}
+	return r;
+}
+
+int api_parse_create(const char *body, size_t len, int64_t max_ttl, struct api_create *ret,
+                     struct api_error *e)
+{
+	*ret = (struct api_create){.ttl = API_TTL_DEFAULT};
+	if (max_ttl <= 0 || max_ttl > TTL_MAX_EVER)
+		max_ttl = TTL_MAX_EVER;
+	if (ret->ttl > max_ttl)
+		ret->ttl = max_ttl;
+	int r = each_field(body, len, create_field, &(struct create_ctx){ret, max_ttl}, e);
 	if (r == 0 && ret->policy && ret->policy_yaml)
 		r = api_fail(e, 400, "invalid_field", "policy, policy_yaml: give one, not both");
 	if (r == 0 && !ret->policy && !ret->policy_yaml)
@@ -610,77 +651,69 @@ void api_create_clear(struct api_create *c)
 	*c = (struct api_create){0};
 }
 
+static int exec_field(const char *k, json_t *v, void *ctx, struct api_error *e)
+{
+	struct api_exec *ret = ctx;
+	const char *s;
+	int r = 0;
+	if (streq(k, "cmd")) {
+		size_t i;
+		json_t *a;
+		if (!json_is_array(v) || json_array_size(v) == 0)
+			r = json_is_array(v) ? api_fail(e, 400, "invalid_field", "cmd: empty")
+			                     : wrong_type(e, "cmd", "an array of strings", v);
+		else if (json_array_size(v) > ARGV_MAX)
+			r = api_fail(e, 400, "invalid_field", "cmd: more than %d arguments",
+			             ARGV_MAX);
+		json_array_foreach(v, i, a)
+		{
+			char field[32];
+			snprintf(field, sizeof(field), "cmd[%zu]", i);
+			if (r < 0 || (r = get_text(a, field, &s, e)) < 0)
+				break;
+			if (i == 0 && !*s)
+				r = api_fail(e, 400, "invalid_field", "cmd[0]: empty");
+			else
+				strv_push(&ret->argv, s);
+		}
+	} else if (streq(k, "env")) {
+		r = parse_env(v, &ret->env, e);
+	} else if (streq(k, "workdir")) {
+		if ((r = get_text(v, "workdir", &s, e)) == 0 &&
+		    (s[0] != '/' || strlen(s) >= PATH_MAX))
+			r = api_fail(e, 400, "invalid_field",
+			             "workdir: \"%.200s\" is not an absolute path", s);
+		if (r == 0)
+			ret->workdir = xstrdup(s);
+	} else if (streq(k, "stdin")) {
+		if (!json_is_string(v)) {
+			r = wrong_type(e, "stdin", "a string", v);
+		} else {
+			ret->stdin_len = json_string_length(v);
+			ret->stdin_data = xmalloc(ret->stdin_len + 1);
+			memcpy(ret->stdin_data, json_string_value(v), ret->stdin_len + 1);
+		}
+	} else if (streq(k, "timeout")) {
+		double t = json_number_value(v);
+		if (!json_is_number(v))
+			r = wrong_type(e, "timeout", "a number (seconds)", v);
+		else if (!(t > 0 && t <= EXEC_TIMEOUT_MAX))
+			r = api_fail(
+			    e, 400, "invalid_field",
+			    "timeout: %g is out of range (more than 0, at most %g seconds)", t,
+			    EXEC_TIMEOUT_MAX);
+		else
+			ret->timeout = t;
+	} else {
+		r = unknown_field(e, k, "cmd, env, workdir, stdin, timeout");
+	}
+	return r;
+}
+
 int api_parse_exec(const char *body, size_t len, struct api_exec *ret, struct api_error *e)
 {
 	*ret = (struct api_exec){0};
-	json_t *o = load_object(body, len, e);
-	const char *k;
-	json_t *v;
-	int r = 0;
-	if (!o)
-		return -1;
-	json_object_foreach(o, k, v)
-	{
-		const char *s;
-		if (strlen(k) != json_object_iter_key_len(json_object_key_to_iter(k))) {
-			r = api_fail(e, 400, "unknown_field",
-			             "body: a field name contains a NUL byte");
-		} else if (streq(k, "cmd")) {
-			size_t i;
-			json_t *a;
-			if (!json_is_array(v) || json_array_size(v) == 0)
-				r = json_is_array(v)
-				        ? api_fail(e, 400, "invalid_field", "cmd: empty")
-				        : wrong_type(e, "cmd", "an array of strings", v);
-			else if (json_array_size(v) > ARGV_MAX)
-				r = api_fail(e, 400, "invalid_field", "cmd: more than %d arguments",
-				             ARGV_MAX);
-			json_array_foreach(v, i, a)
-			{
-				char field[32];
-				snprintf(field, sizeof(field), "cmd[%zu]", i);
-				if (r < 0 || (r = get_text(a, field, &s, e)) < 0)
-					break;
-				if (i == 0 && !*s)
-					r = api_fail(e, 400, "invalid_field", "cmd[0]: empty");
-				else
-					strv_push(&ret->argv, s);
-			}
-		} else if (streq(k, "env")) {
-			r = parse_env(v, &ret->env, e);
-		} else if (streq(k, "workdir")) {
-			if ((r = get_text(v, "workdir", &s, e)) == 0 &&
-			    (s[0] != '/' || strlen(s) >= PATH_MAX))
-				r = api_fail(e, 400, "invalid_field",
-				             "workdir: \"%.200s\" is not an absolute path", s);
-			if (r == 0)
-				ret->workdir = xstrdup(s);
-		} else if (streq(k, "stdin")) {
-			if (!json_is_string(v)) {
-				r = wrong_type(e, "stdin", "a string", v);
-			} else {
-				ret->stdin_len = json_string_length(v);
-				ret->stdin_data = xmalloc(ret->stdin_len + 1);
-				memcpy(ret->stdin_data, json_string_value(v), ret->stdin_len + 1);
-			}
-		} else if (streq(k, "timeout")) {
-			double t = json_number_value(v);
-			if (!json_is_number(v))
-				r = wrong_type(e, "timeout", "a number (seconds)", v);
-			else if (!(t > 0 && t <= EXEC_TIMEOUT_MAX))
-				r = api_fail(
-				    e, 400, "invalid_field",
-				    "timeout: %g is out of range (more than 0, at most %g seconds)",
-				    t, EXEC_TIMEOUT_MAX);
-			else
-				ret->timeout = t;
-		} else {
-			r = unknown_field(e, k, "cmd, env, workdir, stdin, timeout");
-		}
-		if (r < 0)
-			break;
-	}
-	json_decref(o);
+	int r = each_field(body, len, exec_field, ret, e);
 	if (r == 0 && ret->argv.n == 0)
 		r = api_fail(e, 400, "invalid_field", "cmd: missing (an array of strings)");
 	if (r < 0)
@@ -697,32 +730,34 @@ void api_exec_clear(struct api_exec *x)
 	*x = (struct api_exec){0};
 }
 
+static int kill_field(const char *k, json_t *v, void *ctx, struct api_error *e)
+{
+	int *ret_signal = ctx;
+	if (!streq(k, "signal"))
+		return unknown_field(e, k, "signal");
+	if (!json_is_integer(v))
+		return wrong_type(e, "signal", "an integer", v);
+	if (json_integer_value(v) < 1 || json_integer_value(v) > 64)
+		return api_fail(e, 400, "invalid_field",
+		                "signal: %" JSON_INTEGER_FORMAT " is not a signal (1 to 64)",
+		                json_integer_value(v));
+	*ret_signal = (int)json_integer_value(v);
+	return 0;
+}
+
 int api_parse_kill(const char *body, size_t len, int *ret_signal, struct api_error *e)
 {
-	json_t *o = load_object(body, len, e);
-	const char *k;
-	json_t *v;
-	int r = 0;
-	if (!o)
-		return -1;
 	*ret_signal = 9;
-	json_object_foreach(o, k, v)
-	{
-		if (!streq(k, "signal") ||
-		    strlen(k) != json_object_iter_key_len(json_object_key_to_iter(k))) {
-			r = unknown_field(e, k, "signal");
-		} else if (!json_is_integer(v)) {
-			r = wrong_type(e, "signal", "an integer", v);
-		} else if (json_integer_value(v) < 1 || json_integer_value(v) > 64) {
-			r = api_fail(e, 400, "invalid_field",
-			             "signal: %" JSON_INTEGER_FORMAT " is not a signal (1 to 64)",
-			             json_integer_value(v));
-		} else {
-			*ret_signal = (int)json_integer_value(v);
-		}
-		if (r < 0)
-			break;
-	}
-	json_decref(o);
-	return r;
+	return each_field(body, len, kill_field, ret_signal, e);
+}
+
+/* ---- Accept ------------------------------------------------------------------------ */
+
+enum api_stream api_stream_kind(const char *accept)
+{
+	if (accept && strcasestr(accept, "text/event-stream"))
+		return STREAM_SSE;
+	if (accept && strcasestr(accept, "application/x-ndjson"))
+		return STREAM_NDJSON;
+	return STREAM_NONE;
 }

@@ -142,19 +142,7 @@ int api_parse_kill(const char *body, size_t len, int *ret_signal, struct api_err
 /* Does a label set (a JSON object of strings) pass the filter? */
 bool api_labels_match(json_t *labels, const struct api_label_filter *f);
 
-/* ---- text --------------------------------------------------------------------------- */
-
-/* Append len bytes to a UTF-8 stream kept in *out (growing, NUL-terminated): invalid
- * sequences become U+FFFD; an incomplete sequence at the end is kept in carry (up to 3
- * bytes, *carry_len) for the next call. final: flush carry as U+FFFD. */
-struct api_text {
-	char *s;
-	size_t len, cap;
-	unsigned char carry[4];
-	size_t carry_len;
-};
-void api_text_add(struct api_text *t, const void *data, size_t len, bool final);
-void api_text_clear(struct api_text *t);
+/* ---- Accept ------------------------------------------------------------------------- */
 
 /* Accept header -> how exec answers. */
 enum api_stream { STREAM_NONE, STREAM_SSE, STREAM_NDJSON };

@@ -2,7 +2,8 @@
  * destroying them, and finding them again at start. Creating them, and pools, are in
  * create.c.
  *
- * Sections: the registry; watching a supervisor; ending; TTL; re-adoption at start.
+ * Sections: the registry; requests to the supervisor; watching a supervisor; ending; TTL;
+ * re-adoption at start.
  *
  * A sandbox is in the registry from the moment its row is committed to the moment its
  * supervisor has exited (seen through a pidfd) and its row is deleted. Requests that
@@ -11,10 +12,11 @@
 #define _GNU_SOURCE
 #include "wardend.h"
 #include "../lib/policy.h"
-#include "../lib/supervisor.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #define DESTROY_DEADLINE_S 10
@@ -33,6 +35,7 @@ struct sandbox *sandbox_new(void)
 {
 	struct sandbox *sb = xcalloc(1, sizeof(*sb));
 	sb->sv_pidfd = sb->init_pidfd = -1;
+	sb->root.fd = -1;
 	sb->refs = 1; /* the registry's */
 	sb->labels = json_object();
 	sb->owner = xstrdup("");
@@ -59,6 +62,7 @@ void sandbox_unref(struct sandbox *sb)
 		close(sb->sv_pidfd);
 	if (sb->init_pidfd >= 0)
 		close(sb->init_pidfd);
+	warden_root_close(&sb->root);
 	json_decref(sb->labels);
 	free(sb->policy);
 	free(sb->control);
@@ -107,22 +111,56 @@ char *sandbox_events_path(const char *id)
 	return xasprintf("%s/%s.jsonl", wd.events_dir, id);
 }
 
+/* ---- requests to the supervisor ---------------------------------------------------- */
+
 json_t *sandbox_request(struct sandbox *sb, json_t *req, struct warden_error **err)
 {
-	json_t *r = ctl_request(sb->control, req, CTL_TIMEOUT_MS, err);
+	json_t *r = warden_control_call(sb->control, req, CTL_TIMEOUT_MS, err);
 	json_decref(req);
-	if (r && !json_is_true(json_object_get(r, "ok"))) {
-		const char *why = json_string_value(json_object_get(r, "error"));
-		warden_error_set(err, 0, "sandbox %s: %s", sb->id, why ? why : "refused");
-		json_decref(r);
-		return NULL;
-	}
+	if (r && !(r = warden_control_ok(r, err)))
+		warden_error_wrap(err, "sandbox %s", sb->id);
 	return r;
 }
 
 json_t *control_op(const char *name)
 {
 	return json_pack("{s:s}", "op", name);
+}
+
+bool control_destroy(const char *path)
+{
+	json_t *req = control_op("destroy");
+	json_t *r = warden_control_call(path, req, CTL_TIMEOUT_MS, NULL);
+	json_decref(req);
+	json_decref(r);
+	return r != NULL;
+}
+
+/* The root comes from the supervisor (init opened it after pivot_root): rootless, the
+ * kernel refuses /proc/<init>/root of the non-dumpable init even to its own user. It is
+ * asked for once and kept: the descriptor names that sandbox's "/" for as long as it is
+ * open. Whether the sandbox still lives is checked on each use (the init's pidfd becomes
+ * readable when it exits): the files of a sandbox that has ended are not served. */
+const struct warden_root *sandbox_root(struct sandbox *sb, struct warden_error **err)
+{
+	struct pollfd p = {.fd = sb->init_pidfd, .events = POLLIN};
+	int r = 0;
+	/* A signal (wardend reaps the supervisors it started) must not read as an ending. */
+	while (sb->init_pidfd >= 0 && (r = poll(&p, 1, 0)) < 0 && errno == EINTR)
+		;
+	if (sb->init_pidfd < 0 || (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))) {
+		warden_root_close(&sb->root);
+		warden_error_set(err, ESRCH, "sandbox %s: its init is gone", sb->id);
+		return NULL;
+	}
+	if (sb->root.fd >= 0)
+		return &sb->root;
+	int fd = warden_control_root(sb->control, CTL_TIMEOUT_MS, err);
+	if (fd < 0 || warden_root_adopt(fd, sb->uid, sb->gid, &sb->root, err) < 0) {
+		warden_error_wrap(err, "sandbox %s", sb->id);
+		return NULL;
+	}
+	return &sb->root;
 }
 
 int sandbox_pause(struct sandbox *sb, bool pause, struct warden_error **err)
@@ -217,6 +255,7 @@ static void finalize(struct sandbox *sb)
 		event_del(sb->sv_ev);
 	if (sb->destroy_deadline)
 		evtimer_del(sb->destroy_deadline);
+	warden_root_close(&sb->root);
 	if (!sb->destroying)
 		fprintf(stderr, "wardend: sandbox %s ended\n", sb->id);
 	wd.destroyed++;
@@ -312,7 +351,7 @@ static void adopt_row(json_t *row, void *ctx)
 	_cleanup_error_ struct warden_error *e = NULL;
 	if (json_is_true(json_object_get(row, "destroyed"))) {
 		/* Destroy was sent, its end not seen: finish it. */
-		json_decref(ctl_request(sb->control, control_op("destroy"), CTL_TIMEOUT_MS, NULL));
+		(void)control_destroy(sb->control);
 		forget(id, "destroyed (finished at start)");
 		sandbox_unref(sb);
 		return;
@@ -338,10 +377,22 @@ static void adopt_row(json_t *row, void *ctx)
 	}
 }
 
+/* How long a `warden supervise` found starting at wardend's start may take to name its
+ * sandbox in its events file, and how often that is looked at again. */
+#define ORPHAN_WAIT_S  60
+#define ORPHAN_RETRY_S 1
+
+/* Events files "new-*.jsonl" found at start whose supervisor had not yet named its
+ * sandbox: looked at again until it does (or ORPHAN_WAIT_S pass). Only files found at
+ * start: those of this wardend's own creations are not orphans. */
+static struct strv orphans_pending;
+static struct event *orphans_ev;
+
 /* An events file "new-*.jsonl" is a `warden supervise` whose answer wardend did not
  * finish recording (it died meanwhile): the sandbox named in its events is destroyed, or,
- * if its row was written, given its events back. */
-static void sweep_orphan(const char *path)
+ * if its row was written, given its events back. Returns true when the file names no
+ * sandbox yet but its supervisor may still be starting (it is kept, to look again). */
+static bool sweep_orphan(const char *path)
 {
 	char id[SANDBOX_ID_LEN + 1] = "";
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
@@ -354,19 +405,37 @@ static void sweep_orphan(const char *path)
 			memcpy(id, s, sizeof(id));
 		json_decref(ev);
 	}
+	struct stat st;
+	/* Not yet named: a supervisor started just before wardend died writes its first event
+	 * once its sandbox exists; unlinking the file now would lose that sandbox. */
+	if (!id[0] && f && fstat(fileno(f), &st) == 0 && time(NULL) - st.st_mtime < ORPHAN_WAIT_S)
+		return true;
 	_cleanup_free_ char *events = id[0] ? sandbox_events_path(id) : NULL;
 	if (id[0] && sandbox_find(id) && access(events, F_OK) < 0 && rename(path, events) == 0)
-		return;
+		return false;
 	if (id[0] && !sandbox_find(id)) {
 		_cleanup_free_ char *dir = warden_control_dir(false, NULL);
 		_cleanup_free_ char *sock = xasprintf("%s/%s.sock", dir, id);
-		json_t *r = ctl_request(sock, control_op("destroy"), CTL_TIMEOUT_MS, NULL);
-		if (r)
+		if (control_destroy(sock))
 			fprintf(stderr,
 			        "wardend: sandbox %s: started but never recorded; destroyed\n", id);
-		json_decref(r);
 	}
 	(void)unlink(path);
+	return false;
+}
+
+static void orphans_cb(evutil_socket_t fd _unused_, short what _unused_, void *arg _unused_)
+{
+	struct strv still = {0};
+	for (size_t i = 0; i < orphans_pending.n; i++)
+		if (sweep_orphan(orphans_pending.v[i]))
+			strv_push(&still, orphans_pending.v[i]);
+	strv_clear(&orphans_pending);
+	orphans_pending = still;
+	if (orphans_pending.n && !wd.stopping) {
+		struct timeval tv = {.tv_sec = ORPHAN_RETRY_S};
+		evtimer_add(orphans_ev, &tv);
+	}
 }
 
 static void sweep_dir(const char *dir, const char *suffix, bool events)
@@ -379,9 +448,9 @@ static void sweep_dir(const char *dir, const char *suffix, bool events)
 			continue;
 		_cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
 		if (!strncmp(de->d_name, "new-", 4)) {
-			if (events)
-				sweep_orphan(path);
-			else
+			if (events && sweep_orphan(path))
+				strv_push(&orphans_pending, path);
+			else if (!events)
 				(void)unlink(path);
 		} else if (events && n == SANDBOX_ID_LEN + sn) {
 			char id[SANDBOX_ID_LEN + 1];
@@ -399,6 +468,11 @@ int sandboxes_start(struct warden_error **err)
 		return warden_error_set(err, 0, "state database: %s", state_error());
 	sweep_dir(wd.events_dir, ".jsonl", true);
 	sweep_dir(wd.policies_tmp_dir, ".yaml", false);
+	if (orphans_pending.n) {
+		orphans_ev = evtimer_new(wd.base, orphans_cb, NULL);
+		struct timeval tv = {.tv_sec = ORPHAN_RETRY_S};
+		evtimer_add(orphans_ev, &tv);
+	}
 	pools_fill();
 	return 0;
 }
@@ -406,6 +480,8 @@ int sandboxes_start(struct warden_error **err)
 void sandboxes_stop(void)
 {
 	wd.stopping = true;
+	if (orphans_ev)
+		evtimer_del(orphans_ev);
 	for (size_t i = 0; i < wd.n_pools; i++)
 		if (wd.pools[i].retry)
 			evtimer_del(wd.pools[i].retry);

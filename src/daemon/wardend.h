@@ -1,11 +1,11 @@
 /* wardend.h: the daemon's shared state and the interfaces between its files.
  *
  * Files: main.c (options, start, signals, stop); http.c (listeners, auth, routing, the
- * replies); request.c (the route table and validation, request.h); text.c (UTF-8 repair
- * of output, Accept); ctl.c (the supervisors' control sockets); spawn.c (child
- * processes, never waited for); state.c (SQLite); sandbox.c (the registry, TTL,
- * destroy, re-adoption); create.c (creating, pools); api.c, api-exec.c, api-files.c,
- * api-events.c (the routes).
+ * replies); request.c (the route table, validation and Accept, request.h); spawn.c (child
+ * processes, never waited for); state.c (SQLite); sandbox.c (the registry, TTL, destroy,
+ * re-adoption; requests to the supervisors' control sockets, src/lib/control.h);
+ * create.c (creating, pools); api.c, api-exec.c, api-files.c, api-events.c (the routes).
+ * Exec output is repaired as UTF-8 by src/lib/text.c.
  *
  * One thread, one libevent loop. Every sandbox is run by its own detached supervisor
  * (`warden supervise`), so wardend holds nothing a sandbox needs to live: killed with
@@ -15,7 +15,10 @@
 #define WARDEND_H
 
 #include "request.h"
+#include "../lib/control.h"
 #include "../lib/error.h"
+#include "../lib/files.h"
+#include "../lib/text.h"
 #include "../lib/util.h"
 
 #include <event2/event.h>
@@ -92,6 +95,7 @@ struct sandbox {
 	struct pool *pool; /* set while it waits in a pool */
 
 	int sv_pidfd, init_pidfd; /* -1 where unknown */
+	struct warden_root root;  /* its "/" (fd -1 until the files API first asks for it) */
 	struct event *sv_ev;      /* the supervisor ended */
 	struct event *ttl_ev;
 	bool destroying;
@@ -117,9 +121,12 @@ void sandbox_create(struct evhttp_request *req, struct api_create *c, const char
 void sandbox_destroy(struct sandbox *sb, struct evhttp_request *req, const char *why);
 /* Freeze or thaw; 0 or -1 with err. */
 int sandbox_pause(struct sandbox *sb, bool pause, struct warden_error **err);
-/* A control request to the sandbox's supervisor; the reply object (ok checked: an
+/* A control request (taken) to the sandbox's supervisor; the reply object (ok checked: an
  * {"ok": false} reply is an error) or NULL with err. */
 json_t *sandbox_request(struct sandbox *sb, json_t *req, struct warden_error **err);
+/* The sandbox's root for the files API (files.h), with its user's ids: asked of its
+ * supervisor once and kept. NULL with err (ESRCH when its init has ended). */
+const struct warden_root *sandbox_root(struct sandbox *sb, struct warden_error **err);
 
 /* Between sandbox.c and create.c. */
 #define CTL_TIMEOUT_MS 3000
@@ -131,6 +138,9 @@ int sandbox_watch(struct sandbox *sb, struct warden_error **err);
 void sandbox_arm_ttl(struct sandbox *sb);
 char *sandbox_events_path(const char *id);
 json_t *control_op(const char *name); /* {"op": name} */
+/* {"op":"destroy"} to the supervisor at path, for a sandbox being given up on; whether it
+ * answered. */
+bool control_destroy(const char *path);
 struct pool *pool_for(const char *policy);
 void pool_slot_gone(struct pool *p); /* a pooled sandbox ended: refill */
 
@@ -140,20 +150,6 @@ void pools_fill(void);
 /* SIGTERM: leave every sandbox running; give pending creates a moment to be recorded. */
 void sandboxes_stop(void);
 bool sandboxes_settled(void);
-
-/* ---- control sockets (ctl.c) -------------------------------------------------------- */
-
-#define CTL_MSG_MAX (64u << 10)
-
-/* One request, one reply, within timeout_ms. Returns the reply or NULL with err. */
-json_t *ctl_request(const char *path, json_t *req, int timeout_ms, struct warden_error **err);
-/* Send an exec request with fds (stdin, stdout, stderr) attached and wait for its first
- * reply; returns the connection (which later carries {"exit": N}) and *ret_reply. */
-int ctl_exec(const char *path, json_t *req, const int fds[3], int timeout_ms, json_t **ret_reply,
-             struct warden_error **err);
-/* Read one message from a connection that is readable: the object, or NULL (EOF, or not
- * JSON; *ret_eof says which). */
-json_t *ctl_read(int fd, bool *ret_eof);
 
 /* ---- child processes (spawn.c) ------------------------------------------------------ */
 

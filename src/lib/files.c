@@ -11,7 +11,6 @@
 #include <limits.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
-#include <signal.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -31,11 +30,12 @@ const char *const warden_file_type_names[WARDEN_FILE_TYPE_MAX] = {
 /* Why the sandbox user's identity: the sandbox's tree holds more than the sandbox's own
  * files. The host's /etc is bound in read-only, with /etc/shadow (root:shadow 0640) in
  * it; volumes are host directories. As root, with CAP_DAC_OVERRIDE, the daemon could read
- * or write all of them through /proc/<init>/root although the sandbox user cannot, and the
- * files API would hand the API's caller more than the sandbox has. With the sandbox
+ * or write all of them through the sandbox's root although the sandbox user cannot, and
+ * the files API would hand the API's caller more than the sandbox has. With the sandbox
  * user's fsuid/fsgid the kernel's permission checks are the sandbox user's, and changing
  * the fsuid from 0 drops the file capabilities (CAP_DAC_*, CAP_FOWNER, CAP_CHOWN) from the
- * effective set until it is changed back (capabilities(7)). */
+ * effective set until it is changed back (capabilities(7)). Rootless (as_user unset) the
+ * caller is the sandbox's user already, mapped: nothing to switch. */
 struct fsid {
 	const struct warden_root *r;
 	uid_t old_uid;
@@ -123,6 +123,19 @@ static int refuse_kernel_fs(int fd, const char *path, struct warden_error **err)
 	return 0;
 }
 
+/* path resolved under the root with flags (errors name `name`), and refused on a kernel
+ * file system; *ret_st: its stat. */
+static int open_in_root(const struct warden_root *r, const char *path, const char *name,
+                        uint64_t flags, struct stat *ret_st, struct warden_error **err)
+{
+	_cleanup_close_ int fd = resolve(r, path, flags);
+	if (fd < 0 || fstat(fd, ret_st) < 0)
+		return warden_error_set(err, errno, "%s", name);
+	if (refuse_kernel_fs(fd, name, err) < 0)
+		return -1;
+	return TAKE_FD(fd);
+}
+
 static void fill_info(const struct stat *st, struct warden_file_info *ret)
 {
 	if (!ret)
@@ -138,19 +151,17 @@ static void fill_info(const struct stat *st, struct warden_file_info *ret)
 
 /* ---- the root ---------------------------------------------------------------------- */
 
-int warden_root_open(int init_pidfd, pid_t init_pid, uid_t uid, gid_t gid, struct warden_root *ret,
-                     struct warden_error **err)
+int warden_root_adopt(int root_fd, uid_t uid, gid_t gid, struct warden_root *ret,
+                      struct warden_error **err)
 {
-	char proc[64];
-	snprintf(proc, sizeof(proc), "/proc/%d/root", (int)init_pid);
-	_cleanup_close_ int fd = open(proc, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return warden_error_set(err, errno == ENOENT ? ESRCH : errno, "%s", proc);
-	/* The pidfd was taken while init_pid was the sandbox's init. If that process still
-	 * exists now, after the open, the pid was not recycled and the root is its root. */
-	if (syscall(SYS_pidfd_send_signal, init_pidfd, 0, NULL, 0) < 0)
-		return warden_error_set(err, ESRCH, "the sandbox's init (pid %d) is gone",
-		                        (int)init_pid);
+	_cleanup_close_ int fd = root_fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return warden_error_set(err, errno, "the sandbox's root");
+	if (!S_ISDIR(st.st_mode))
+		return warden_error_set(err, ENOTDIR, "the sandbox's root");
+	/* Only root can (and must) take the sandbox user's identity: rootless, the sandbox's
+	 * user is our own uid mapped, and setfsuid() to anything else would fail. */
 	*ret = (struct warden_root){
 	    .fd = TAKE_FD(fd), .uid = uid, .gid = gid, .as_user = geteuid() == 0};
 	return 0;
@@ -201,18 +212,37 @@ static int split(const char *path, char **ret_dir, char **ret_base, struct warde
 	return 0;
 }
 
-static int open_parent(const struct warden_root *r, const char *path, const char *dir,
-                       struct warden_error **err)
+/* An operation on a path's last component: the path split, the sandbox user's identity
+ * taken (until at_parent_done()), and the parent directory opened (dfd). */
+struct at_parent {
+	char *dir, *base;
+	struct fsid id;
+	int dfd;
+};
+
+static int at_parent(const struct warden_root *r, const char *path, bool open_dir,
+                     struct at_parent *t, struct warden_error **err)
 {
-	int fd = resolve(r, dir, O_PATH | O_DIRECTORY);
-	if (fd < 0)
-		return warden_error_set(err, errno, "%s", path);
-	if (refuse_kernel_fs(fd, path, err) < 0) {
-		close(fd);
+	struct stat st;
+	*t = (struct at_parent){.dfd = -1};
+	if (split(path, &t->dir, &t->base, err) < 0 || fsid_enter(r, &t->id, err) < 0)
 		return -1;
-	}
-	return fd;
+	if (open_dir &&
+	    (t->dfd = open_in_root(r, t->dir, path, O_PATH | O_DIRECTORY, &st, err)) < 0)
+		return -1;
+	return 0;
 }
+
+static void at_parent_done(struct at_parent *t)
+{
+	if (t->dfd >= 0)
+		close(t->dfd);
+	fsid_leave(&t->id);
+	free(t->dir);
+	free(t->base);
+}
+
+#define _cleanup_at_parent_ __attribute__((cleanup(at_parent_done)))
 
 /* ---- read and write ---------------------------------------------------------------- */
 
@@ -223,16 +253,15 @@ int warden_file_open_read(const struct warden_root *r, const char *path,
 	if (fsid_enter(r, &id, err) < 0)
 		return -1;
 	/* O_NONBLOCK: opening a FIFO the sandbox planted must not block the caller. */
-	_cleanup_close_ int fd = resolve(r, path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return warden_error_set(err, errno, "%s", path);
+	_cleanup_close_ int fd =
+	    open_in_root(r, path, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, &st, err);
+	if (fd < 0)
+		return -1;
 	if (S_ISDIR(st.st_mode))
 		return warden_error_set(err, EISDIR, "%s", path);
 	if (!S_ISREG(st.st_mode))
 		return warden_error_set(err, EINVAL, "%s: not a regular file", path);
-	if (refuse_kernel_fs(fd, path, err) < 0)
-		return -1;
 	fill_info(&st, ret_info);
 	return TAKE_FD(fd);
 }
@@ -251,24 +280,18 @@ static int own(const struct warden_root *r, int fd, const struct stat *st, const
 int warden_file_write(const struct warden_root *r, const char *path, const void *data, size_t len,
                       int mode, struct warden_file_info *ret_info, struct warden_error **err)
 {
-	_cleanup_free_ char *dir = NULL, *base = NULL;
-	if (split(path, &dir, &base, err) < 0)
-		return -1;
-	_cleanup_fsid_ struct fsid id = {0};
-	if (fsid_enter(r, &id, err) < 0)
-		return -1;
-	_cleanup_close_ int dfd = open_parent(r, path, dir, err);
-	if (dfd < 0)
+	_cleanup_at_parent_ struct at_parent t = {.dfd = -1};
+	if (at_parent(r, path, true, &t, err) < 0)
 		return -1;
 	/* base is one component: openat() walks nothing. O_NOFOLLOW refuses a planted link
 	 * as the target (ELOOP); O_NONBLOCK keeps a planted FIFO from blocking; nothing is
 	 * truncated before it is known to be a regular file. */
 	const int flags = O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
 	bool created = true;
-	_cleanup_close_ int fd = openat(dfd, base, flags | O_CREAT | O_EXCL, 0600);
+	_cleanup_close_ int fd = openat(t.dfd, t.base, flags | O_CREAT | O_EXCL, 0600);
 	if (fd < 0 && errno == EEXIST) {
 		created = false;
-		fd = openat(dfd, base, flags);
+		fd = openat(t.dfd, t.base, flags);
 	}
 	if (fd < 0 && errno == ELOOP)
 		return warden_error_set(err, ELOOP, "%s: a symbolic link, not written through",
@@ -308,11 +331,9 @@ int warden_file_stat(const struct warden_root *r, const char *path,
 	_cleanup_fsid_ struct fsid id = {0};
 	if (fsid_enter(r, &id, err) < 0)
 		return -1;
-	_cleanup_close_ int fd = resolve(r, path, O_PATH | O_NOFOLLOW);
 	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return warden_error_set(err, errno, "%s", path);
-	if (refuse_kernel_fs(fd, path, err) < 0)
+	_cleanup_close_ int fd = open_in_root(r, path, path, O_PATH | O_NOFOLLOW, &st, err);
+	if (fd < 0)
 		return -1;
 	fill_info(&st, ret_info);
 	return 0;
@@ -325,10 +346,9 @@ int warden_file_list(const struct warden_root *r, const char *path, size_t max,
 	_cleanup_fsid_ struct fsid id = {0};
 	if (fsid_enter(r, &id, err) < 0)
 		return -1;
-	_cleanup_close_ int fd = resolve(r, path, O_RDONLY | O_DIRECTORY);
+	struct stat dst;
+	_cleanup_close_ int fd = open_in_root(r, path, path, O_RDONLY | O_DIRECTORY, &dst, err);
 	if (fd < 0)
-		return warden_error_set(err, errno, "%s", path);
-	if (refuse_kernel_fs(fd, path, err) < 0)
 		return -1;
 	_cleanup_closedir_ DIR *d = fdopendir(fd);
 	if (!d)
@@ -417,21 +437,15 @@ static int remove_tree(int dfd, const char *name, const char *path, int depth,
 int warden_file_delete(const struct warden_root *r, const char *path, bool recursive,
                        struct warden_error **err)
 {
-	_cleanup_free_ char *dir = NULL, *base = NULL;
-	if (split(path, &dir, &base, err) < 0)
-		return -1;
-	_cleanup_fsid_ struct fsid id = {0};
-	if (fsid_enter(r, &id, err) < 0)
-		return -1;
-	_cleanup_close_ int dfd = open_parent(r, path, dir, err);
-	if (dfd < 0)
+	_cleanup_at_parent_ struct at_parent t = {.dfd = -1};
+	if (at_parent(r, path, true, &t, err) < 0)
 		return -1;
 	struct stat st;
-	if (fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (fstatat(t.dfd, t.base, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return warden_error_set(err, errno, "%s", path);
 	if (S_ISDIR(st.st_mode) && recursive)
-		return remove_tree(dfd, base, dir, 0, err);
-	if (unlinkat(dfd, base, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
+		return remove_tree(t.dfd, t.base, t.dir, 0, err);
+	if (unlinkat(t.dfd, t.base, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0)
 		return warden_error_set(err, errno, "%s", path);
 	return 0;
 }
@@ -458,21 +472,15 @@ int warden_file_mkdir(const struct warden_root *r, const char *path, int mode, b
                       struct warden_file_info *ret_info, struct warden_error **err)
 {
 	mode_t m = mode >= 0 ? (mode_t)mode : 0755;
-	_cleanup_free_ char *dir = NULL, *base = NULL;
-	if (split(path, &dir, &base, err) < 0)
+	_cleanup_at_parent_ struct at_parent t = {.dfd = -1};
+	if (at_parent(r, path, !parents, &t, err) < 0)
 		return -1;
-	_cleanup_fsid_ struct fsid id = {0};
-	if (fsid_enter(r, &id, err) < 0)
-		return -1;
-	_cleanup_close_ int dfd = -1;
-	if (!parents) {
-		dfd = open_parent(r, path, dir, err);
-	} else {
+	if (parents) {
 		/* Each prefix is resolved from the sandbox's root, as the sandbox's own mkdir -p
 		 * would (links in it followed, inside the root); a missing one is made in the
 		 * directory resolved before it. */
-		_cleanup_free_ char *prefix = xstrdup(dir);
-		dfd = resolve(r, "/", O_PATH | O_DIRECTORY);
+		_cleanup_free_ char *prefix = xstrdup(t.dir);
+		int dfd = resolve(r, "/", O_PATH | O_DIRECTORY);
 		for (char *c = prefix + 1; dfd >= 0 && *c;) {
 			char *end = strchrnul(c, '/');
 			char saved = *end;
@@ -488,13 +496,12 @@ int warden_file_mkdir(const struct warden_root *r, const char *path, int mode, b
 			c = saved ? end + 1 : end;
 		}
 		if (dfd < 0)
-			return warden_error_set(err, errno, "%s", dir);
-		if (refuse_kernel_fs(dfd, path, err) < 0)
+			return warden_error_set(err, errno, "%s", t.dir);
+		t.dfd = dfd;
+		if (refuse_kernel_fs(t.dfd, path, err) < 0)
 			return -1;
 	}
-	if (dfd < 0)
-		return -1;
-	_cleanup_close_ int fd = make_one(r, dfd, base, path, m, parents, err);
+	_cleanup_close_ int fd = make_one(r, t.dfd, t.base, path, m, parents, err);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return warden_error_set(err, errno, "%s", path);

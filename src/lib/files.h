@@ -5,13 +5,14 @@
  * regular files; stat and listing; deleting and making directories.
  *
  * Every path is resolved with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) under an
- * O_PATH descriptor of /proc/<init>/root, never by joining strings: ".." stops at the
- * sandbox's "/", and a symbolic link the sandbox planted ("/tmp/x -> /etc/shadow")
- * resolves inside the sandbox, as it would for the sandbox itself. Every operation runs
- * with the sandbox user's file system identity (setfsuid/setfsgid), so the caller gets the
- * sandbox user's rights and no more (see warden_root_open()). Kernel interfaces (procfs,
- * sysfs, ...) are not files here. Errors name the path and keep the errno the HTTP layer
- * maps to a status.
+ * O_PATH descriptor of the sandbox's root (the one its supervisor hands out: control.h's
+ * warden_control_root()), never by joining strings: ".." stops at the sandbox's "/", and a
+ * symbolic link the sandbox planted ("/tmp/x -> /etc/shadow") resolves inside the sandbox,
+ * as it would for the sandbox itself. As root, every operation runs with the sandbox
+ * user's file system identity (setfsuid/setfsgid), so the caller gets the sandbox user's
+ * rights and no more (see warden_root_adopt()); rootless, the caller is the sandbox's user
+ * already. Kernel interfaces (procfs, sysfs, ...) are not files here. Errors name the path
+ * and keep the errno the HTTP layer maps to a status.
  */
 #ifndef WARDEN_FILES_H
 #define WARDEN_FILES_H
@@ -46,16 +47,16 @@ struct warden_file_info {
 	struct timespec mtime;
 };
 
-/* Open the root of the process init_pid (a sandbox's init), whose pidfd the caller holds
- * (pidfd_open() taken while the pid was known to be that init): the pidfd is checked after
- * /proc/<pid>/root is opened, so a recycled pid cannot hand out another process's root.
- * uid/gid: the sandbox user's host ids. The caller must be single-threaded while an
- * operation runs and, as root, must have dropped its supplementary groups (setgroups is
- * per process; the identity switch is per thread and covers uid and gid only).
- * Returns 0 and fills *ret (close with warden_root_close()), or -1: ESRCH when the
- * process is gone. */
-int warden_root_open(int init_pidfd, pid_t init_pid, uid_t uid, gid_t gid, struct warden_root *ret,
-                     struct warden_error **err);
+/* Take root_fd (an O_PATH descriptor of a sandbox's "/", from warden_control_root()) as a
+ * root for the operations below; it is closed on failure too (ENOTDIR when it is not a
+ * directory). uid/gid: the sandbox user's host ids. Run as root, the operations take that
+ * identity (as_user): the caller must then be single-threaded while an operation runs and
+ * must have dropped its supplementary groups (setgroups is per process; the identity
+ * switch is per thread and covers uid and gid only). Rootless there is nothing to switch:
+ * the sandbox's user is the caller's own uid, mapped. Returns 0 and fills *ret (close with
+ * warden_root_close()), or -1. */
+int warden_root_adopt(int root_fd, uid_t uid, gid_t gid, struct warden_root *ret,
+                      struct warden_error **err);
 void warden_root_close(struct warden_root *r);
 
 /* A path the API accepts: absolute, len bytes without a NUL, shorter than PATH_MAX.

@@ -2,10 +2,12 @@
  *
  * Sections: state; emitting events and audit records; the start hook (telemetry attach,
  * the create record made durable); telemetry events and guardrails; sampling; control
- * requests; the end of the sandbox; the public functions; control sockets.
+ * requests (the server side of control.h's protocol); the end of the sandbox; the public
+ * functions.
  */
 #define _GNU_SOURCE
 #include "supervisor.h"
+#include "control.h"
 #include "events.h"
 #include "guard.h"
 #include "telemetry/telemetry.h"
@@ -63,7 +65,6 @@ struct pending_exec {
 };
 
 #define MAX_PENDING_EXECS 1024
-#define CONTROL_MSG_MAX   65536
 
 static uint64_t now_ns(clockid_t clock)
 {
@@ -458,19 +459,7 @@ static void send_json(int conn, json_t *msg)
 static void send_root(int conn, int root_fd)
 {
 	static const char ok[] = "{\"ok\":true}";
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} cm = {0};
-	struct iovec iov = {.iov_base = (void *)ok, .iov_len = sizeof(ok) - 1};
-	struct msghdr mh = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm)};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &root_fd, sizeof(int));
-	(void)sendmsg(conn, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)warden_control_sendmsg(conn, ok, sizeof(ok) - 1, &root_fd, 1, MSG_DONTWAIT);
 }
 
 static struct pending_exec *find_exec(struct warden_supervisor *sv, uint32_t id)
@@ -610,37 +599,6 @@ static const char *fmt(char *buf, size_t len, const char *f, ...)
 	return buf;
 }
 
-/* One message and the descriptors attached to it (at most max; more are closed and
- * counted, so that the request is refused). */
-static ssize_t recv_request(int conn, char *buf, size_t len, int *fds, size_t max, size_t *nfds)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 8)];
-		struct cmsghdr align;
-	} cm;
-	struct iovec iov = {.iov_base = buf, .iov_len = len};
-	struct msghdr mh = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm)};
-	ssize_t n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
-	*nfds = 0;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); n >= 0 && c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int *got = (int *)CMSG_DATA(c);
-		for (size_t i = 0; i < k; i++) {
-			if (*nfds < max)
-				fds[*nfds] = got[i];
-			else
-				close(got[i]);
-			(*nfds)++;
-		}
-	}
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-		return -1;
-	return n;
-}
-
 /* One request per connection (an exec's connection stays open until its command ends):
  * {"op": "info"|"root"|"stats"|"freeze"|"thaw"|"kill"|"destroy"|"exec"|"signal", ...}. Only the
  * supervisor's own user (or root) is answered: the socket's directory is theirs, and the
@@ -653,7 +611,7 @@ static void handle_control(struct warden_supervisor *sv)
 	_cleanup_close_ int conn = fd;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	_cleanup_free_ char *buf = xmalloc(CONTROL_MSG_MAX + 1);
+	_cleanup_free_ char *buf = xmalloc(WARDEN_CONTROL_MSG_MAX + 1);
 	char why[600];
 	int fds[3];
 	size_t nfds = 0;
@@ -662,7 +620,8 @@ static void handle_control(struct warden_supervisor *sv)
 	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
 	    (cred.uid != 0 && cred.uid != geteuid()))
 		return;
-	ssize_t n = recv_request(conn, buf, CONTROL_MSG_MAX, fds, ARRAY_SIZE(fds), &nfds);
+	ssize_t n = warden_control_recvmsg(conn, buf, WARDEN_CONTROL_MSG_MAX, 0, fds,
+	                                   ARRAY_SIZE(fds), &nfds);
 	size_t kept = nfds < ARRAY_SIZE(fds) ? nfds : ARRAY_SIZE(fds);
 	json_t *req = n > 0 ? (buf[n] = '\0', json_loads(buf, 0, NULL)) : NULL;
 	const char *op = req ? json_string_value(json_object_get(req, "op")) : NULL;
@@ -1063,73 +1022,4 @@ void warden_supervisor_free(struct warden_supervisor *sv)
 	warden_guard_free(&sv->guard);
 	strv_clear(&sv->sources_off);
 	free(sv);
-}
-
-/* ---- control sockets --------------------------------------------------------------- */
-
-char *warden_control_dir(bool create, struct warden_error **err)
-{
-	char *dir;
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	if (geteuid() == 0)
-		dir = xstrdup("/run/warden/sandboxes");
-	else if (xdg && *xdg == '/')
-		dir = xasprintf("%s/warden/sandboxes", xdg);
-	else
-		dir = xasprintf("/tmp/warden-%u/sandboxes", (unsigned)geteuid());
-	if (!create)
-		return dir;
-	/* Each level private to its user (0700): only they reach the sockets. */
-	for (char *p = strchr(dir + 1, '/'); p; p = strchr(p + 1, '/')) {
-		*p = '\0';
-		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-			warden_error_set(err, errno, "creating %s", dir);
-			free(dir);
-			return NULL;
-		}
-		*p = '/';
-	}
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		warden_error_set(err, errno, "creating %s", dir);
-		free(dir);
-		return NULL;
-	}
-	return dir;
-}
-
-char *warden_control_request(const char *sandbox_id, const char *op, struct warden_error **err)
-{
-	_cleanup_free_ char *dir = warden_control_dir(false, err);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	for (const char *c = sandbox_id; *c; c++)
-		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) {
-			warden_error_set(err, 0, "\"%s\" is not a sandbox id", sandbox_id);
-			return NULL;
-		}
-	_cleanup_free_ char *path = xasprintf("%s/%s.sock", dir, sandbox_id);
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		warden_error_set(err, ENAMETOOLONG, "%s", path);
-		return NULL;
-	}
-	strcpy(sa.sun_path, path);
-	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		/* Refused: its supervisor is gone (killed with SIGKILL); the socket is stale. */
-		if (errno == ECONNREFUSED)
-			(void)unlink(path);
-		warden_error_set(err, 0, "no running sandbox %s", sandbox_id);
-		return NULL;
-	}
-	_cleanup_free_ char *req = xasprintf("{\"op\":\"%s\"}", op);
-	char buf[8192];
-	struct timeval tv = {.tv_sec = 5};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ssize_t n;
-	if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0 ||
-	    (n = recv(fd, buf, sizeof(buf) - 1, 0)) <= 0) {
-		warden_error_set(err, errno ? errno : EPIPE, "sandbox %s", sandbox_id);
-		return NULL;
-	}
-	buf[n] = '\0';
-	return xstrdup(buf);
 }

@@ -74,12 +74,4 @@ char *warden_supervisor_stats(struct warden_supervisor *sv);
 /* Destroy the sandbox, write the last audit records, free. NULL-safe. */
 void warden_supervisor_free(struct warden_supervisor *sv);
 
-/* The directory holding the control sockets of this user's supervisors:
- * /run/warden/sandboxes as root, $XDG_RUNTIME_DIR/warden/sandboxes (or
- * /tmp/warden-UID/sandboxes) otherwise; created when create is set. Caller frees. */
-char *warden_control_dir(bool create, struct warden_error **err);
-/* Send a control request ({"op": op}) to a sandbox's supervisor; the reply (a JSON object
- * as text) is returned for the caller to free. */
-char *warden_control_request(const char *sandbox_id, const char *op, struct warden_error **err);
-
 #endif

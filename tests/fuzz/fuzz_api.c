@@ -2,10 +2,11 @@
  * "METHOD\nPATH[?QUERY]\nBODY". The route is matched, the query parsed for it, and the
  * body given to every body parser; each outcome is checked (a refusal has a status, a
  * code and a message; an acceptance satisfies what the handlers rely on). The UTF-8
- * repair of exec output is checked on the body too: valid UTF-8 out, the same text
+ * repair of exec output (src/lib/text.c) is checked on the body too: valid UTF-8 out, the same text
  * whether the bytes came at once or in two pieces.
  */
 #include "src/daemon/request.h"
+#include "src/lib/text.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -92,18 +93,18 @@ static void check_bodies(const char *body, size_t len)
 
 static void check_text(const uint8_t *data, size_t size)
 {
-	struct api_text whole = {0}, parts = {0};
+	struct warden_text whole = {0}, parts = {0};
 	size_t cut = size ? data[0] % (size + 1) : 0;
-	api_text_add(&whole, data, size, true);
-	api_text_add(&parts, data, cut, false);
-	api_text_add(&parts, data + cut, size - cut, true);
+	warden_text_add(&whole, data, size, true);
+	warden_text_add(&parts, data, cut, false);
+	warden_text_add(&parts, data + cut, size - cut, true);
 	/* jansson refuses invalid UTF-8: what comes out must be a JSON string as it is. */
 	json_t *s = json_stringn(whole.s, whole.len);
 	if (!s || whole.len != parts.len || memcmp(whole.s, parts.s, whole.len))
 		abort();
 	json_decref(s);
-	api_text_clear(&whole);
-	api_text_clear(&parts);
+	warden_text_clear(&whole);
+	warden_text_clear(&parts);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

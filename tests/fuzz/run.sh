@@ -34,7 +34,7 @@ lib="src/lib/error.c src/lib/util.c src/lib/policy.c src/lib/policy-yaml.c src/l
      src/lib/net/egress.c src/lib/net/egress-dns.c src/lib/net/egress-http.c
      src/lib/net/egress-sni.c src/lib/net/egress-socks.c src/lib/net/egress-splice.c
      src/lib/yaml-util.c src/lib/net/gateway-config.c src/lib/net/gateway-body.c
-     src/daemon/request.c src/daemon/text.c"
+     src/lib/files.c src/lib/text.c src/daemon/request.c"
 {
 	echo "cflags = -g -O1 -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra" \
 		"-fsanitize=address,undefined -fno-sanitize-recover=all -I$root -I$build"

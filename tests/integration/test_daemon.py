@@ -1,4 +1,5 @@
-"""wardend: the HTTP API over a real unix socket, driving real sandboxes (as root).
+"""wardend: the HTTP API over a real unix socket, driving real sandboxes (as root, and
+rootless for the files API).
 
 A daemon runs on a temporary socket and state directory; requests are made with
 http.client over the unix socket. Covered: create (preset, inline, invalid policies),
@@ -145,18 +146,28 @@ class Client:
 
 
 class Daemon(Client):
-    def __init__(self, warden, *args):
+    """A wardend as root, or (runner: conftest's rootless Runner) as the unprivileged test
+    user, with its socket, state and (rootless) control sockets in a directory of its
+    own."""
+
+    def __init__(self, warden, *args, runner=None):
         self.dir = tempfile.mkdtemp(prefix="wardend-test-")
         super().__init__(os.path.join(self.dir, "w.sock"))
         self.state = os.path.join(self.dir, "state")
         self.logpath = os.path.join(self.dir, "wardend.log")
         self.argv = [WARDEND, "--socket", self.socket, "--state-dir", self.state,
                      "--warden", warden, *args]
+        self.env = None
+        if runner:
+            os.chown(self.dir, runner.uid, runner.user.pw_gid)
+            # The supervisors' control sockets: $XDG_RUNTIME_DIR/warden/sandboxes.
+            self.env = runner.env({"XDG_RUNTIME_DIR": os.path.join(self.dir, "run")})
+            self.argv = runner.prefix() + self.argv
         self.proc = None
 
     def start(self, wait=True):
         log = open(self.logpath, "a")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log, env=self.env)
         log.close()
         deadline = time.time() + 15
         while wait and time.time() < deadline:
@@ -181,6 +192,10 @@ class Daemon(Client):
             return db.execute(sql).fetchall()
         finally:
             db.close()
+
+    def control(self, sid):
+        """The control socket of one of its sandboxes, from its state."""
+        return dict(self.rows("SELECT id, control FROM sandboxes"))[sid]
 
     def kill9(self):
         self.proc.kill()
@@ -556,6 +571,68 @@ def test_files_bad_paths(daemon, sandbox):
     assert r.status == 400 and "recursive" in r.error()["message"]
 
 
+@pytest.fixture
+def rootless_daemon(warden_bin, rootless_runner):
+    d = Daemon(warden_bin, runner=rootless_runner)
+    try:
+        yield d.start()
+    finally:
+        d.close()
+
+
+def test_rootless_files(rootless_daemon, rootless_runner, host_secret):
+    """wardend run by an unprivileged user serves the files API. The kernel refuses that
+    user /proc/INIT/root of the sandbox's init (not dumpable): the root comes from the
+    supervisor. The sandbox's user is that user's own uid, mapped, so no identity is
+    switched, and the sandbox's files are its files; re-adopted after a restart, the
+    sandbox's root is asked for again."""
+    d = rootless_daemon
+    sid = d.create()["id"]
+    init = control_request(d.control(sid), {"op": "info"})["init_pid"]
+    # Outside first: the way in that root has is closed to the daemon's user.
+    r = rootless_runner.run(["ls", f"/proc/{init}/root/"])
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r
+
+    blob = os.urandom(100000)
+    r = d.request("PUT", files(sid, path="/tmp/blob.bin", mode="0600"), blob)
+    assert r.status == 201, r.data
+    assert r.json()["size"] == len(blob) and r.json()["mode"] == "0600"
+    assert d.request("GET", files(sid, path="/tmp/blob.bin")).data == blob
+    r = d.exec(sid, ["stat", "-c", "%u:%g %a %s", "/tmp/blob.bin"])
+    assert r["stdout"] == f"1000:1000 600 {len(blob)}\n"
+    d.sh(sid, "printf made-inside > /tmp/inside.txt; ln -s ../../../.. /tmp/up; "
+              f"ln -s {host_secret} /tmp/x")
+    assert d.request("GET", files(sid, path="/tmp/inside.txt")).data == b"made-inside"
+    r = d.request("POST", files(sid, "/mkdir", path="/tmp/a/b", parents="true"))
+    assert r.status == 201 and r.json()["type"] == "dir"
+    st = d.request("GET", files(sid, "/stat", path="/tmp/a")).json()
+    assert st["type"] == "dir" and st["name"] == "a"
+    names = {e["name"] for e in d.request("GET", files(sid, "/list", path="/tmp")).json()
+             ["entries"]}
+    assert {"blob.bin", "inside.txt", "a", "up", "x"} <= names
+    assert d.request("DELETE", files(sid, path="/tmp/a", recursive="true")).status == 204
+    assert d.sh(sid, "test -e /tmp/a || echo gone")["stdout"] == "gone\n"
+    # Planted links resolve inside; read-only and unreadable places refuse.
+    r = d.request("GET", files(sid, path="/tmp/x"))
+    assert r.status == 404 and b"host secret" not in r.data
+    r = d.request("GET", files(sid, path="/tmp/up" + host_secret))
+    assert r.status == 404
+    r = d.request("PUT", files(sid, path="/usr/bin/evil"), b"x")
+    assert r.status == 403, r.data
+    assert d.request("GET", files(sid, path="/etc/shadow")).status == 403
+
+    # killed and started again: the sandbox is re-adopted and its root asked for again.
+    d.kill9()
+    d.start()
+    assert d.request("GET", files(sid, path="/tmp/inside.txt")).data == b"made-inside"
+    r = d.request("PUT", files(sid, path="/tmp/after"), b"after restart")
+    assert r.status == 201, r.data
+    assert d.exec(sid, ["cat", "/tmp/after"])["stdout"] == "after restart"
+    d.delete(sid)
+    r = d.request("GET", files(sid, path="/tmp/after"))
+    assert r.status == 404
+
+
 # ---- pause, resume, stats, events ---------------------------------------------------
 
 
@@ -632,6 +709,16 @@ def mountinfo_lines():
         return len(f.readlines())
 
 
+def netns_in_use():
+    used = set()
+    for p in os.listdir("/proc"):
+        try:
+            used.add(os.stat(f"/proc/{p}/ns/net").st_ino)
+        except (OSError, ValueError):
+            pass
+    return used
+
+
 def test_destroy_leaves_nothing(daemon):
     mounts = mountinfo_lines()
     sb = daemon.create(env={"D": "1"})
@@ -640,6 +727,8 @@ def test_destroy_leaves_nothing(daemon):
     daemon.sh(sid, "sleep 300 >/dev/null 2>&1 &")
     assert alive(i["supervisor_pid"]) and alive(i["init_pid"])
     assert os.path.exists(control_path(sid)) and cgroups_of(sid)
+    netns = os.stat(f"/proc/{i['init_pid']}/ns/net").st_ino
+    assert netns != os.stat("/proc/self/ns/net").st_ino
     events = os.path.join(daemon.state, "events", sid + ".jsonl")
     assert os.path.exists(events)
     daemon.delete(sid)  # answers once the supervisor has ended
@@ -650,6 +739,7 @@ def test_destroy_leaves_nothing(daemon):
     assert daemon.rows(f"SELECT id FROM sandboxes WHERE id = '{sid}'") == []
     assert daemon.rows(f"SELECT exec_id FROM execs WHERE sandbox = '{sid}'") == []
     assert mountinfo_lines() == mounts
+    assert netns not in netns_in_use()  # no process left in its network namespace
     assert daemon.request("GET", f"/v1/sandboxes/{sid}").status == 404
     assert daemon.request("DELETE", f"/v1/sandboxes/{sid}").status == 404
 
@@ -792,6 +882,36 @@ def small(warden_bin):
         d.close()
 
 
+def chunked_put(d, path, sizes):
+    """PUT a chunked body of chunks of these sizes; the status. Each chunk's size line goes
+    out before its data, which is not sent once the daemon has answered."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(d.socket)
+    s.settimeout(10)
+    s.sendall(f"PUT {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+              "Connection: close\r\n\r\n".encode())
+    for n in sizes:
+        s.sendall(b"%x\r\n" % n)
+        time.sleep(0.1)
+        s.setblocking(False)
+        try:
+            answered = s.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            answered = b""
+        s.settimeout(10)
+        if answered:
+            break
+        s.sendall(b"x" * n + b"\r\n")
+    else:
+        s.sendall(b"0\r\n\r\n")
+    reply = b""
+    while chunk := s.recv(4096):
+        reply += chunk
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 "), reply
+    return int(reply.split()[1])
+
+
 def test_limits(small):
     r = small.request("POST", "/v1/sandboxes", {"ttl": 101})
     assert r.status == 400 and "ttl" in r.error()["message"]
@@ -811,6 +931,10 @@ def test_limits(small):
         head += chunk
     assert head.startswith(b"HTTP/1.1 413 "), head
     s.close()
+    # A chunked body has no Content-Length: it is refused at the first chunk whose size
+    # would take it over the limit, before that chunk is read (docs/daemon.md).
+    assert chunked_put(small, files(sid, path="/tmp/big"), [32 << 10, (32 << 10) + 1]) == 413
+    assert chunked_put(small, files(sid, path="/tmp/ok"), [32 << 10, 32 << 10]) == 201
     assert small.request("PUT", files(sid, path="/tmp/ok"), b"x" * (60 << 10)).status == 201
     small.delete(sid)
     small.delete(small.create()["id"])

@@ -440,21 +440,32 @@ def test_options(warden):
 
 
 def test_rootless_session(rootless_runner, warden):
-    """Rootless, commands work; the file tools either work or say why they cannot (the
-    kernel may refuse an unprivileged user the root of the sandbox's init)."""
+    """Rootless, commands and the file tools work: the sandbox's root comes from its
+    supervisor (the kernel refuses an unprivileged user /proc/INIT/root of the
+    non-dumpable init), and the files are the caller's own, so no identity is switched."""
     msgs = [{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
              "params": {"name": "run_command",
                         "arguments": {"command": "echo hi > /tmp/f; id -un"}}},
             {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-             "params": {"name": "read_file", "arguments": {"path": "/tmp/f"}}}]
+             "params": {"name": "read_file", "arguments": {"path": "/tmp/f"}}},
+            {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+             "params": {"name": "write_file",
+                        "arguments": {"path": "/tmp/d/g", "content": "from mcp\n"}}},
+            {"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+             "params": {"name": "run_command",
+                        "arguments": {"command": "cat /tmp/d/g; stat -c %U /tmp/d/g"}}},
+            {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+             "params": {"name": "list_files", "arguments": {"path": "/tmp"}}}]
     r = rootless_runner.run([warden, "mcp", "-q"],
                             input="".join(json.dumps(m) + "\n" for m in msgs), timeout=60)
     assert r.returncode == 0, r.stderr
     replies = [json.loads(line) for line in r.stdout.splitlines()]
-    assert [x["id"] for x in replies] == [1, 2]
+    assert [x["id"] for x in replies] == [1, 2, 3, 4, 5]
+    for x in replies:
+        assert not x["result"]["isError"], x
     assert replies[0]["result"]["structuredContent"]["stdout"] == "agent\n"
-    read = replies[1]["result"]
-    if read["isError"]:
-        assert "file tools cannot reach" in read["content"][0]["text"]
-    else:
-        assert read["structuredContent"]["content"] == "hi\n"
+    assert replies[1]["result"]["structuredContent"]["content"] == "hi\n"
+    assert replies[2]["result"]["structuredContent"]["bytes"] == 9
+    assert replies[3]["result"]["structuredContent"]["stdout"] == "from mcp\nagent\n"
+    names = {e["name"] for e in replies[4]["result"]["structuredContent"]["entries"]}
+    assert {"f", "d"} <= names

@@ -6,8 +6,7 @@
 #include "unit.h"
 #include "../../src/lib/files.h"
 
-#include <sys/syscall.h>
-#include <sys/wait.h>
+#include <fcntl.h>
 
 struct fixture {
 	char base[64];    /* holds root/ and outside/ */
@@ -237,27 +236,25 @@ static void test_mkdir_list_delete(void **state)
 	expect_errno(warden_file_delete(&f->r, "/missing", false, &e), &e, ENOENT);
 }
 
-static void test_root_of_a_process(void **state)
+static void test_root_adopt(void **state)
 {
 	(void)state;
 	struct warden_error *e = NULL;
 	struct warden_root r;
-	int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
-	assert_true(self >= 0);
-	assert_int_equal(warden_root_open(self, getpid(), getuid(), getgid(), &r, &e), 0);
+	int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(warden_root_adopt(fd, getuid(), getgid(), &r, &e), 0);
+	assert_int_equal(r.fd, fd);
+	assert_int_equal(r.as_user, geteuid() == 0);
 	struct warden_file_info fi;
 	assert_int_equal(warden_file_stat(&r, "/proc", &fi, NULL), -1); /* procfs: refused */
 	warden_root_close(&r);
-	/* A pidfd whose process has gone: whatever now has its pid is not its root. */
-	pid_t child = fork();
-	if (child == 0)
-		_exit(0);
-	int pidfd = (int)syscall(SYS_pidfd_open, child, 0);
-	assert_true(pidfd >= 0);
-	assert_int_equal(waitpid(child, NULL, 0), child);
-	expect_errno(warden_root_open(pidfd, child, 0, 0, &r, &e), &e, ESRCH);
-	close(pidfd);
-	close(self);
+	assert_int_equal(r.fd, -1);
+	/* Not a directory: refused, and the descriptor is closed all the same. */
+	fd = open("/dev/null", O_PATH | O_CLOEXEC);
+	assert_true(fd >= 0);
+	expect_errno(warden_root_adopt(fd, 0, 0, &r, &e), &e, ENOTDIR);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
 }
 
 int main(void)
@@ -269,7 +266,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dotdot_link_stays_inside, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fifo_does_not_block, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mkdir_list_delete, setup, teardown),
-	    cmocka_unit_test(test_root_of_a_process),
+	    cmocka_unit_test(test_root_adopt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,15 +1,7 @@
-/* text.c: what exec sends back: its output repaired as UTF-8 (streamed in pieces, a
- * sequence cut between two reads is kept for the next), and the kind of answer the
- * Accept header asks for. Declared in request.h, fuzzed with it (tests/fuzz/fuzz_api.c).
- *
- * Sections: text; Accept.
- */
+/* text.c: bytes repaired as UTF-8 text (text.h). */
 #define _GNU_SOURCE
-#include "request.h"
-
-#include <strings.h>
-
-/* ---- text -------------------------------------------------------------------------- */
+#include "text.h"
+#include "util.h"
 
 /* The length of the UTF-8 sequence at s: n (valid), 0 (invalid), -1 (valid so far but
  * cut at avail). Overlong forms, surrogates and code points past U+10FFFF are invalid. */
@@ -45,7 +37,7 @@ static int seq_len(const unsigned char *s, size_t avail)
 	return n;
 }
 
-static void put(struct api_text *t, const void *p, size_t n)
+static void put(struct warden_text *t, const void *p, size_t n)
 {
 	if (t->len + n + 1 > t->cap) {
 		t->cap = (t->len + n + 1) * 2;
@@ -56,7 +48,7 @@ static void put(struct api_text *t, const void *p, size_t n)
 	t->s[t->len] = '\0';
 }
 
-void api_text_add(struct api_text *t, const void *data, size_t len, bool final)
+void warden_text_add(struct warden_text *t, const void *data, size_t len, bool final)
 {
 	static const char repl[] = "\xef\xbf\xbd";
 	size_t n = t->carry_len + len;
@@ -86,19 +78,8 @@ void api_text_add(struct api_text *t, const void *data, size_t len, bool final)
 	put(t, buf + run, i - run);
 }
 
-void api_text_clear(struct api_text *t)
+void warden_text_clear(struct warden_text *t)
 {
 	free(t->s);
-	*t = (struct api_text){0};
-}
-
-/* ---- Accept ------------------------------------------------------------------------ */
-
-enum api_stream api_stream_kind(const char *accept)
-{
-	if (accept && strcasestr(accept, "text/event-stream"))
-		return STREAM_SSE;
-	if (accept && strcasestr(accept, "application/x-ndjson"))
-		return STREAM_NDJSON;
-	return STREAM_NONE;
+	*t = (struct warden_text){0};
 }
