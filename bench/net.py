@@ -11,7 +11,7 @@ import os
 import statistics
 import subprocess
 
-from common import percentile, take_turns
+from common import Looper, percentile, take_turns
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,34 +45,6 @@ class Server:
     def close(self):
         self.p.kill()
         self.p.wait()
-
-
-class Looper:
-    """A client that does one unit of work (a transfer, a batch of calls) per line on its
-    stdin and answers with a line of JSON (netbench get, netbench chat)."""
-
-    def __init__(self, argv, cpus=None):
-        self.argv = argv
-        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, bufsize=1,
-                                  preexec_fn=pin)
-
-    def turn(self):
-        self.p.stdin.write("go\n")
-        self.p.stdin.flush()
-        line = self.p.stdout.readline()
-        if not line:
-            self.p.wait(timeout=30)
-            raise RuntimeError(f"{self.argv}: exit {self.p.returncode}: "
-                               f"{self.p.stderr.read().strip()}")
-        return json.loads(line)
-
-    def close(self):
-        self.p.stdin.close()
-        if self.p.wait(timeout=60) != 0:
-            raise RuntimeError(f"{self.argv}: exit status {self.p.returncode}: "
-                               f"{self.p.stderr.read().strip()}")
 
 
 def turns_of(argvs, turns, cpus, rng):

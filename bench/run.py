@@ -51,7 +51,7 @@ import time
 
 import daemon
 import net
-from common import percentile, take_turns
+from common import Looper, percentile, take_turns
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -396,33 +396,6 @@ for _ in sys.stdin:
 """
 
 
-class Looper:
-    """A workload process that runs one chunk of its loop per line on its stdin and
-    answers with that chunk's timing (sysloop -c, or PY_STAT_LOOP)."""
-
-    def __init__(self, argv, cpu=None):
-        self.argv = argv
-        pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, bufsize=1,
-                                  preexec_fn=pin)
-
-    def chunk(self):
-        self.p.stdin.write("go\n")
-        self.p.stdin.flush()
-        line = self.p.stdout.readline()
-        if not line:
-            self.p.wait(timeout=30)
-            raise RuntimeError(f"{self.argv}: exit {self.p.returncode}: "
-                               f"{self.p.stderr.read().strip()}")
-        return json.loads(line)
-
-    def close(self):
-        self.p.stdin.close()
-        if self.p.wait(timeout=60) != 0:
-            raise RuntimeError(f"{self.argv}: exit status {self.p.returncode}")
-
-
 def lockstep(argvs, chunks, rng):
     """Start one Looper per argv and have them take turns, in a shuffled order each turn,
     for chunks + 1 turns; the first turn is a warm-up and is dropped. Returns
@@ -430,7 +403,17 @@ def lockstep(argvs, chunks, rng):
     the affinity they start with): CPUs of a virtual machine can differ by tens of per
     cent in the same loop, which would otherwise decide the comparison."""
     cpu = max(os.sched_getaffinity(0))
-    return take_turns(argvs, chunks, rng, lambda argv: Looper(argv, cpu), Looper.chunk)
+    return take_turns(argvs, chunks, rng, lambda argv: Looper(argv, {cpu}), Looper.turn)
+
+
+def compare_clocks(a, b, entry):
+    """compare() of two lists of chunk results, on both clocks: the CPU time the loop
+    used (user + system: where seccomp and Landlock cost lands, and what other tenants of
+    a noisy machine disturb least) and the wall-clock time (what a user waits for,
+    including waiting for a CPU). Added to entry, which is returned."""
+    for clock, field in (("cpu", "cpu_seconds"), ("wall", "seconds")):
+        entry[clock] = compare([x[field] for x in a], [x[field] for x in b])
+    return entry
 
 
 def compare(inside, outside):
@@ -472,13 +455,7 @@ def measure_slowdown(warden, bench_dir, chunks, c_chunk, py_chunk, rng, progress
         progress(f"slowdown: {name} done")
         entry = {"description": w["description"],
                  "inside_argv": [a if "\n" not in a else "PY_STAT_LOOP" for a in w["inside"]]}
-        # Two clocks: the CPU time the loop used (user + system: where seccomp and Landlock
-        # cost lands, and what other tenants of a noisy machine disturb least) and the
-        # wall-clock time (what a user waits for, including waiting for a CPU).
-        for clock, field in (("cpu", "cpu_seconds"), ("wall", "seconds")):
-            entry[clock] = compare([x[field] for x in runs["inside"]],
-                                   [x[field] for x in runs["outside"]])
-        results[name] = entry
+        results[name] = compare_clocks(runs["inside"], runs["outside"], entry)
     return results
 
 
@@ -697,7 +674,7 @@ def with_extra_set(telwatch, sysloop, chunks, iterations, rng, progress):
                                    stdout=subprocess.DEVNULL, check=True)
                 else:
                     shutil.rmtree(root, ignore_errors=True)
-                r = loop.chunk()
+                r = loop.turn()
                 if i > 0:
                     runs[state].append(r)
     finally:
@@ -758,10 +735,8 @@ def measure_telemetry(build, bench_dir, chunks, py_chunk, c_chunk, make_rounds_n
         runs = lockstep({"on": telwatch_argv(telwatch, True, ["--out", os.devnull, "--"]) + argv,
                          "off": telwatch_argv(telwatch, False, ["--out", os.devnull, "--"]) +
                          argv}, chunks, rng)
-        entry = {"description": desc + ", watched vs not"}
-        for clock, field in (("cpu", "cpu_seconds"), ("wall", "seconds")):
-            entry[clock] = compare([x[field] for x in runs["on"]], [x[field] for x in runs["off"]])
-        out["lockstep"][name] = entry
+        out["lockstep"][name] = compare_clocks(runs["on"], runs["off"],
+                                               {"description": desc + ", watched vs not"})
         progress(f"telemetry: {name} done")
     out["make"] = make_rounds(telwatch, telproj(bench_dir), bench_dir, make_rounds_n, rng,
                               progress)
@@ -948,7 +923,6 @@ def measure_sandbox_telemetry(warden, build, bench_dir, chunks, py_chunk, c_chun
     if src is None or not src.get("bpf"):
         return {"unavailable": "eBPF telemetry is off here: " +
                                "; ".join((src or {}).get("off", [r.stderr.strip()]))}
-    sysloop = os.path.join(bench_dir, "sysloop")
     out = {"lockstep": {}}
     loops = {
         "python_stat": (f"python3: {chunks} x {py_chunk} x os.stat('/usr/lib/os-release')",
@@ -960,10 +934,9 @@ def measure_sandbox_telemetry(warden, build, bench_dir, chunks, py_chunk, c_chun
     for name, (desc, tail) in loops.items():
         runs = lockstep({"on": [warden, "run", "-q"] + tail,
                          "off": [warden, "run", "-q", "--no-telemetry"] + tail}, chunks, rng)
-        entry = {"description": desc + ", in a sandbox, telemetry on vs --no-telemetry"}
-        for clock, field in (("cpu", "cpu_seconds"), ("wall", "seconds")):
-            entry[clock] = compare([x[field] for x in runs["on"]], [x[field] for x in runs["off"]])
-        out["lockstep"][name] = entry
+        out["lockstep"][name] = compare_clocks(
+            runs["on"], runs["off"],
+            {"description": desc + ", in a sandbox, telemetry on vs --no-telemetry"})
         progress(f"sandbox telemetry: {name} done")
     out["make"] = sandbox_make(warden, telproj(bench_dir), bench_dir, make_rounds_n, rng,
                                progress)

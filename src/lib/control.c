@@ -52,33 +52,6 @@ union control_cmsg {
 	struct cmsghdr align;
 };
 
-ssize_t warden_control_sendmsg(int fd, const void *buf, size_t len, const int *fds, size_t n_fds,
-                               int flags)
-{
-	union control_cmsg cm;
-	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (n_fds > WARDEN_CONTROL_FDS_MAX) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (n_fds) {
-		memset(&cm, 0, sizeof(cm));
-		mh.msg_control = cm.buf;
-		mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
-		memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
-	}
-	ssize_t n;
-	do
-		n = sendmsg(fd, &mh, flags | MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	return n;
-}
-
 ssize_t warden_control_recvmsg(int fd, void *buf, size_t len, int flags, int *fds, size_t max_fds,
                                size_t *ret_n_fds)
 {
@@ -150,7 +123,10 @@ int warden_control_send(int fd, const json_t *req, const int *fds, size_t n_fds,
 		return warden_error_set(err, EMSGSIZE,
 		                        "a control request of %zu bytes (at most %u)", len,
 		                        WARDEN_CONTROL_MSG_MAX);
-	if (warden_control_sendmsg(fd, text, len, fds, n_fds, 0) < 0)
+	if (n_fds > WARDEN_CONTROL_FDS_MAX)
+		return warden_error_set(err, EINVAL, "sending %zu descriptors (at most %d)", n_fds,
+		                        WARDEN_CONTROL_FDS_MAX);
+	if (send_with_fds(fd, text, len, fds, n_fds, 0) < 0)
 		return warden_error_set(err, errno, "sending");
 	return 0;
 }

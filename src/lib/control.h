@@ -34,11 +34,8 @@ char *warden_control_dir(bool create, struct warden_error **err);
 
 /* ---- messages ---------------------------------------------------------------------- */
 
-/* Send len bytes as one message with n_fds (at most WARDEN_CONTROL_FDS_MAX) descriptors
- * attached; flags as for sendmsg() (MSG_NOSIGNAL is added). Returns what sendmsg()
- * returns (EINTR retried). */
-ssize_t warden_control_sendmsg(int fd, const void *buf, size_t len, const int *fds, size_t n_fds,
-                               int flags);
+/* (Messages are sent with send_with_fds(), util.h.) */
+
 /* Receive one message into buf (len bytes) and the descriptors attached to it: the first
  * max_fds are stored in fds, the others closed; *ret_n_fds counts all of them (it may
  * exceed max_fds: a peer that sent too many can be refused). Returns the length, 0 at the

@@ -459,7 +459,7 @@ static void send_json(int conn, json_t *msg)
 static void send_root(int conn, int root_fd)
 {
 	static const char ok[] = "{\"ok\":true}";
-	(void)warden_control_sendmsg(conn, ok, sizeof(ok) - 1, &root_fd, 1, MSG_DONTWAIT);
+	(void)send_with_fds(conn, ok, sizeof(ok) - 1, &root_fd, 1, MSG_DONTWAIT);
 }
 
 static struct pending_exec *find_exec(struct warden_supervisor *sv, uint32_t id)

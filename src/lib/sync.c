@@ -7,32 +7,13 @@
 
 int sync_send(int sock, const struct sync_msg *msg, const int *fds, unsigned nfds)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * SYNC_MAX_FDS)];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = {.iov_base = (void *)msg, .iov_len = sizeof(*msg)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	_Static_assert(SYNC_MAX_FDS <= SEND_FDS_MAX, "util.h: SEND_FDS_MAX");
 	if (nfds > SYNC_MAX_FDS)
 		return -E2BIG;
-	if (nfds) {
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	for (;;) {
-		ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-		if (n == (ssize_t)sizeof(*msg))
-			return 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		return n < 0 ? -errno : -EIO;
-	}
+	ssize_t n = send_with_fds(sock, msg, sizeof(*msg), fds, nfds, 0);
+	if (n == (ssize_t)sizeof(*msg))
+		return 0;
+	return n < 0 ? -errno : -EIO;
 }
 
 int sync_recv(int sock, struct sync_msg *msg, int *fds, unsigned max_fds, unsigned *ret_nfds)

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -39,6 +40,35 @@ char *xstrdup(const char *s)
 	if (!p)
 		abort();
 	return p;
+}
+
+ssize_t send_with_fds(int fd, const void *buf, size_t len, const int *fds, size_t n_fds, int flags)
+{
+	union {
+		char buf[CMSG_SPACE(SEND_FDS_MAX * sizeof(int))];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (n_fds > SEND_FDS_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (n_fds) {
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = CMSG_SPACE(n_fds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, n_fds * sizeof(int));
+	}
+	ssize_t n;
+	do
+		n = sendmsg(fd, &mh, flags | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n;
 }
 
 static size_t secret_span(size_t len)

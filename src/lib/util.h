@@ -80,6 +80,12 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Send len bytes as one message with n_fds (at most SEND_FDS_MAX) descriptors attached
+ * (SCM_RIGHTS); flags as for sendmsg() (MSG_NOSIGNAL is added). Returns what sendmsg()
+ * returns (EINTR retried; EINVAL for too many descriptors). */
+#define SEND_FDS_MAX 64
+ssize_t send_with_fds(int fd, const void *buf, size_t len, const int *fds, size_t n_fds, int flags);
+
 /* A copy of a secret (an API key) in pages of its own, which a child process gets
  * zero-filled (MADV_WIPEONFORK: a sandbox's init is a fork of its supervisor and must not
  * inherit what the supervisor holds) and which core dumps leave out. Aborts on failure.

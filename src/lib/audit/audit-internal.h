@@ -138,10 +138,11 @@ int audit_log_open_read(const char *path, uint64_t *ret_size, struct warden_erro
 /* Read a whole small file (up to max bytes) into a NUL-terminated buffer. */
 int audit_read_file(const char *path, size_t max, char **ret, size_t *ret_len,
                     struct warden_error **err);
-/* Write buf to path through a temporary file and rename(): readers see the old or the
- * new contents, never a mix. */
-int audit_write_file_atomic(const char *path, const char *buf, size_t len, mode_t mode,
-                            struct warden_error **err);
+/* Write buf to path through a temporary file, synced: with replace, renamed over path
+ * (readers see the old or the new contents, never a mix); without, linked to path, which
+ * must not exist (readers see no file or the whole one). */
+int audit_write_file(const char *path, const char *buf, size_t len, mode_t mode, bool replace,
+                     struct warden_error **err);
 /* Create dir and its missing parents (mode 0700 for those created). */
 int audit_mkdir_parents(const char *path, struct warden_error **err);
 /* The current time as RFC 3339 UTC with microseconds ("2026-01-02T03:04:05.123456Z"). */

@@ -152,8 +152,8 @@ int audit_read_file(const char *path, size_t max, char **ret, size_t *ret_len,
 	return 0;
 }
 
-int audit_write_file_atomic(const char *path, const char *buf, size_t len, mode_t mode,
-                            struct warden_error **err)
+int audit_write_file(const char *path, const char *buf, size_t len, mode_t mode, bool replace,
+                     struct warden_error **err)
 {
 	_cleanup_free_ char *tmp = xasprintf("%s.tmp.XXXXXX", path);
 	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
@@ -173,10 +173,17 @@ int audit_write_file_atomic(const char *path, const char *buf, size_t len, mode_
 	}
 	if (r == 0 && fdatasync(fd) < 0)
 		r = warden_error_set(err, errno, "fdatasync %s", tmp);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = warden_error_set(err, errno, "rename %s to %s", tmp, path);
-	if (r < 0)
-		unlink(tmp);
+	if (replace) {
+		if (r == 0 && rename(tmp, path) < 0)
+			r = warden_error_set(err, errno, "rename %s to %s", tmp, path);
+		if (r < 0)
+			unlink(tmp);
+		return r;
+	}
+	/* link() fails if path exists: a concurrent reader sees no file or the whole one. */
+	if (r == 0 && link(tmp, path) < 0)
+		r = warden_error_set(err, errno, "create %s", path);
+	unlink(tmp);
 	return r;
 }
 

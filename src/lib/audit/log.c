@@ -516,7 +516,7 @@ static int commit(struct warden_audit *a, bool cp_file_errors, struct warden_err
 		 * the lock: it never goes back to an older checkpoint. */
 		struct warden_error *e = NULL;
 		int w =
-		    audit_write_file_atomic(a->cp_path, a->cp_note, strlen(a->cp_note), 0644, &e);
+		    audit_write_file(a->cp_path, a->cp_note, strlen(a->cp_note), 0644, true, &e);
 		if (w < 0 && cp_file_errors) {
 			if (err && !*err)
 				*err = TAKE_PTR(e);

@@ -151,36 +151,6 @@ static char *key_pem(EVP_PKEY *pkey, bool private, struct warden_error **err)
 	return out;
 }
 
-/* Write buf to a fresh file at path, never replacing one: a temporary file is written,
- * synced and then linked to path (link() fails if path exists), so a concurrent reader
- * sees either no key or the whole key. */
-static int write_new_file(const char *path, const char *buf, mode_t mode, struct warden_error **err)
-{
-	_cleanup_free_ char *tmp = xasprintf("%s.tmp.XXXXXX", path);
-	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return warden_error_set(err, errno, "create %s", tmp);
-	size_t len = strlen(buf), off = 0;
-	int r = 0;
-	if (fchmod(fd, mode) < 0)
-		r = warden_error_set(err, errno, "chmod %s", tmp);
-	while (r == 0 && off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			r = warden_error_set(err, errno, "write %s", tmp);
-		else
-			off += (size_t)n;
-	}
-	if (r == 0 && fsync(fd) < 0)
-		r = warden_error_set(err, errno, "fsync %s", tmp);
-	if (r == 0 && link(tmp, path) < 0)
-		r = warden_error_set(err, errno, "create %s", path);
-	unlink(tmp);
-	return r;
-}
-
 int warden_audit_keygen(const char *path, struct warden_error **err)
 {
 	if (audit_crypto_init(err) < 0)
@@ -198,11 +168,11 @@ int warden_audit_keygen(const char *path, struct warden_error **err)
 	EVP_PKEY_free(pkey);
 	if (!pub)
 		return -1;
-	int r = write_new_file(path, priv, 0600, err);
+	int r = audit_write_file(path, priv, strlen(priv), 0600, false, err);
 	explicit_bzero(priv, strlen(priv));
 	if (r < 0)
 		return -1;
-	if (write_new_file(pub_path, pub, 0644, err) < 0) {
+	if (audit_write_file(pub_path, pub, strlen(pub), 0644, false, err) < 0) {
 		/* Leave no private key behind without the public key made with it. */
 		unlink(path);
 		return -1;
