@@ -11,7 +11,7 @@ libseccomp-dev libyaml-dev libcmocka-dev libjansson-dev libssl-dev
 libbpf-dev libelf-dev zlib1g-dev bpftool
 libevent-dev libhttp-parser-dev
 python3-pytest curl openssl python3-pip
-libsqlite3-dev python3-yaml
+libsqlite3-dev python3-yaml python3-setuptools python3-wheel
 bubblewrap runc firejail
 git nodejs busybox-static procps util-linux psmisc iproute2
 "
