@@ -14,6 +14,7 @@ python3-pytest curl openssl python3-pip
 libsqlite3-dev python3-yaml python3-setuptools python3-wheel
 bubblewrap runc firejail
 git nodejs busybox-static procps util-linux psmisc iproute2
+qemu-system-x86 e2fsprogs cpio kmod
 "
 # npm, for tests/mcp (the MCP SDK's client), from Debian unless one is there already:
 # NodeSource's nodejs bundles its own npm and conflicts with Debian's package.
@@ -27,7 +28,7 @@ for p in $PACKAGES; do
 done
 
 if [ -z "$missing" ]; then
-	exit 0
+	exec "$(dirname "$0")/setup-vm-kernel.sh"
 fi
 if [ "$(id -u)" != 0 ]; then
 	echo "setup: missing Debian packages:$missing" >&2
@@ -39,3 +40,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq || apt-get update
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
+exec "$(dirname "$0")/setup-vm-kernel.sh"

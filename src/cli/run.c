@@ -35,6 +35,7 @@ struct run_opts {
 	struct strv env;
 	const char *rootfs;
 	const char *memory, *pids, *cpus, *tmp_size, *timeout, *user, *network;
+	const char *isolation;
 	bool tty;
 	bool quiet;
 	bool stats;
@@ -64,6 +65,7 @@ static const char usage[] =
     "  --tmp-size SIZE          size of the writable layer (/tmp, home, ...)\n"
     "  --timeout SECONDS        kill the whole sandbox after this long (exit 124)\n"
     "  --network none|proxy|host  network mode (proxy: by policy rules; host: the host's)\n"
+    "  --isolation ns|vm        namespaces (default) or a microVM with its own kernel\n"
     "  --resolver-hosts FILE    proxy mode: a hosts file the proxies consult before DNS\n"
     "  --nameserver IP[:PORT]   proxy mode: resolve with this server (repeatable; default:\n"
     "                           those of the host's /etc/resolv.conf)\n"
@@ -106,6 +108,7 @@ enum {
 	OPT_NO_GATEWAY,
 	OPT_RESOLVER_HOSTS,
 	OPT_NAMESERVER,
+	OPT_ISOLATION,
 };
 
 static const struct option long_opts[] = {
@@ -130,6 +133,7 @@ static const struct option long_opts[] = {
     {"no-gateway", no_argument, NULL, OPT_NO_GATEWAY},
     {"resolver-hosts", required_argument, NULL, OPT_RESOLVER_HOSTS},
     {"nameserver", required_argument, NULL, OPT_NAMESERVER},
+    {"isolation", required_argument, NULL, OPT_ISOLATION},
     {"tty", no_argument, NULL, 't'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -204,6 +208,9 @@ static int parse_opts(int argc, char **argv, struct run_opts *o, int *ret_cmd, b
 			break;
 		case OPT_NETWORK:
 			o->network = optarg;
+			break;
+		case OPT_ISOLATION:
+			o->isolation = optarg;
 			break;
 		case OPT_EVENTS:
 			o->events = optarg;
@@ -332,6 +339,14 @@ static int apply_opts(const struct run_opts *o, struct warden_policy *p)
 		else
 			return cli_failf("--network: \"%s\" is not none, proxy or host",
 			                 o->network);
+	}
+	if (o->isolation) {
+		if (streq(o->isolation, "ns"))
+			p->isolation = WARDEN_ISOLATION_NS;
+		else if (streq(o->isolation, "vm"))
+			p->isolation = WARDEN_ISOLATION_VM;
+		else
+			return cli_failf("--isolation: \"%s\" is not ns or vm", o->isolation);
 	}
 	if (o->tty)
 		strv_push(&p->env_pass, "TERM");

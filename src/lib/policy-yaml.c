@@ -507,6 +507,15 @@ static int f_limits(struct pctx *c, yaml_node_t *v, const char *key)
 	return walk_map(c, v, key, limits_fields);
 }
 
+static int f_isolation(struct pctx *c, yaml_node_t *v, const char *key)
+{
+	static const char *const names[] = {"ns", "vm", NULL};
+	int r = get_enum(c, v, key, names, "ns or vm");
+	if (r >= 0)
+		c->p->isolation = (enum warden_isolation)r;
+	return r < 0 ? -1 : 0;
+}
+
 static int f_mode(struct pctx *c, yaml_node_t *v, const char *key)
 {
 	static const char *const names[] = {"none", "host", "proxy", NULL};
@@ -922,12 +931,19 @@ static int f_description(struct pctx *c, yaml_node_t *v, const char *key)
 
 /* `extends` is applied before every other key, in parse_document(). */
 static const struct field top_fields[] = {
-    {"version", f_version},         {"name", f_name},
-    {"description", f_description}, {"extends", NULL},
-    {"filesystem", f_filesystem},   {"process", f_process},
-    {"limits", f_limits},           {"network", f_network},
-    {"security", f_security},       {"telemetry", f_telemetry},
-    {"guardrails", f_guardrails},   {NULL, NULL},
+    {"version", f_version},
+    {"name", f_name},
+    {"description", f_description},
+    {"extends", NULL},
+    {"filesystem", f_filesystem},
+    {"process", f_process},
+    {"limits", f_limits},
+    {"network", f_network},
+    {"security", f_security},
+    {"telemetry", f_telemetry},
+    {"guardrails", f_guardrails},
+    {"isolation", f_isolation},
+    {NULL, NULL},
 };
 
 /* ---- presets and extends ----------------------------------------------------------- */

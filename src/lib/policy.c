@@ -281,6 +281,7 @@ static void kv_ports(struct emit *em, const char *k, const struct warden_ports *
 }
 
 const char *const warden_net_mode_names[WARDEN_NET_MODE_MAX] = {"none", "host", "proxy"};
+const char *const warden_isolation_names[WARDEN_ISOLATION_MAX] = {"ns", "vm"};
 static const char *landlock_names[] = {"best_effort", "required", "off"};
 
 static void emit_filesystem(struct emit *em, const struct warden_policy *p)
@@ -420,6 +421,8 @@ char *warden_policy_to_yaml(const struct warden_policy *p)
 	/* a file's path names it in messages, but is not a name a policy can give itself */
 	if (warden_policy_name_valid(p->name))
 		kv(&em, "name", p->name);
+	if (p->isolation != WARDEN_ISOLATION_NS) /* shown only when not the default */
+		kv(&em, "isolation", warden_isolation_names[p->isolation]);
 	emit_filesystem(&em, p);
 	emit_process(&em, p);
 

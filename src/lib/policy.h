@@ -22,6 +22,15 @@ enum warden_net_mode {
 	WARDEN_NET_MODE_INVALID = -1,
 };
 
+/* Which boundary holds the sandbox: namespaces on the host's kernel, or a microVM with
+ * a guest kernel of its own (docs/vm.md). */
+enum warden_isolation {
+	WARDEN_ISOLATION_NS,
+	WARDEN_ISOLATION_VM,
+	WARDEN_ISOLATION_MAX,
+	WARDEN_ISOLATION_INVALID = -1,
+};
+
 enum warden_landlock_mode {
 	WARDEN_LANDLOCK_BEST_EFFORT, /* the best ABI the kernel has; report what is missing */
 	WARDEN_LANDLOCK_REQUIRED,    /* refuse to start without Landlock ABI >= 6 */
@@ -114,9 +123,11 @@ struct warden_guards {
 extern const char *const warden_guard_cond_names[WARDEN_GUARD_COND_MAX];
 extern const char *const warden_net_mode_names[WARDEN_NET_MODE_MAX];
 extern const char *const warden_guard_action_names[WARDEN_GUARD_ACTION_MAX];
+extern const char *const warden_isolation_names[WARDEN_ISOLATION_MAX];
 
 struct warden_policy {
 	char *name; /* preset name or file path, for messages */
+	enum warden_isolation isolation;
 
 	/* filesystem */
 	struct warden_mounts read_only; /* host system paths, read-only at the same place */

@@ -11,7 +11,8 @@ int warden_sandbox_start(const struct warden_plan *plan, const struct warden_pro
 	if (proc->service && proc->tty)
 		return warden_error_set(err, EINVAL, "a service sandbox has no terminal");
 	struct warden_sandbox *sb = xcalloc(1, sizeof(*sb));
-	sb->backend = &warden_ns_backend;
+	sb->backend = plan->policy->isolation == WARDEN_ISOLATION_VM ? &warden_vm_backend
+	                                                             : &warden_ns_backend;
 	sb->plan = plan;
 	sb->fds[0] = sb->fds[1] = sb->pty_fd = sb->root_fd = -1;
 	for (int i = 0; i < WARDEN_NET_LISTENERS; i++)

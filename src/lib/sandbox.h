@@ -147,5 +147,7 @@ void warden_sandbox_destroy(struct warden_sandbox *sb);
 
 /* The namespace backend. */
 extern const struct warden_backend warden_ns_backend;
+/* The microVM backend (src/lib/vm/, docs/vm.md). */
+extern const struct warden_backend warden_vm_backend;
 
 #endif

@@ -1,0 +1,415 @@
+/* serve.c: the guest agent's request loop (docs/guest-protocol.md).
+ *
+ * Sections: frames out; commands (start, output, exit); requests in; the loop.
+ * One thread, one poll() over the port, SIGCHLD (a signalfd) and each command's pipes.
+ */
+#define _GNU_SOURCE
+#include "agent.h"
+#include "../lib/vm/frame.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_EXECS   64
+#define STDIN_LIMIT (16u << 20) /* bytes queued for a command that does not read them */
+
+struct cmd {
+	uint32_t id;
+	pid_t pid; /* 0: free slot */
+	int in, out, err;
+	uint8_t *pending; /* stdin bytes not yet written */
+	size_t n_pending;
+	int in_eof; /* end of input received: close once pending is written */
+};
+
+static struct cmd cmds[MAX_EXECS];
+static int port = -1;
+extern char **environ;
+
+/* ---- frames out -------------------------------------------------------------------- */
+
+static void write_all(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	while (len) {
+		ssize_t n = write(port, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			agent_fatal("writing to the host", errno);
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static void send_frame(uint8_t type, uint32_t id, const void *payload, uint32_t len)
+{
+	uint8_t hdr[FRAME_HEADER];
+	frame_header(hdr, type, id, len);
+	write_all(hdr, sizeof(hdr));
+	if (len)
+		write_all(payload, len);
+}
+
+static void send_u32(uint8_t type, uint32_t id, uint32_t v)
+{
+	uint8_t b[4];
+	frame_put_u32(b, v);
+	send_frame(type, id, b, 4);
+}
+
+static void send_exit(uint32_t id, int status, int errnum)
+{
+	uint8_t b[8];
+	frame_put_u32(b, (uint32_t)status);
+	frame_put_u32(b + 4, (uint32_t)errnum);
+	send_frame(FRAME_EXIT, id, b, 8);
+}
+
+static void send_error(uint32_t id, const char *text)
+{
+	send_frame(FRAME_ERROR, id, text, (uint32_t)strlen(text));
+}
+
+/* ---- commands ---------------------------------------------------------------------- */
+
+static struct cmd *find_cmd(uint32_t id)
+{
+	for (int i = 0; i < MAX_EXECS; i++)
+		if (cmds[i].pid && cmds[i].id == id)
+			return &cmds[i];
+	return NULL;
+}
+
+/* A missing working directory is made, owned by the command's user, as the namespace
+ * backend does for its working directory. */
+static void ensure_workdir(const struct frame_exec *x)
+{
+	struct stat st;
+	if (!x->workdir || stat(x->workdir, &st) == 0)
+		return;
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", x->workdir);
+	for (char *p = buf + 1;; p++) {
+		if (*p == '/' || !*p) {
+			char c = *p;
+			*p = '\0';
+			if (mkdir(buf, 0755) == 0)
+				(void)!chown(buf, x->uid, x->gid);
+			*p = c;
+			if (!c)
+				break;
+		}
+	}
+}
+
+/* In the child: become the command. Errors go back through errfd as an errno. */
+static noreturn void child(const struct frame_exec *x, int in, int out, int err, int errfd)
+{
+	int e;
+	setsid();
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		goto fail;
+	gid_t g = x->gid;
+	if (setgroups(1, &g) < 0 || setresgid(x->gid, x->gid, x->gid) < 0 ||
+	    setresuid(x->uid, x->uid, x->uid) < 0)
+		goto fail;
+	if (chdir(x->workdir ? x->workdir : "/") < 0)
+		goto fail;
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	environ = x->env;
+	execvp(x->argv[0], x->argv);
+fail:
+	e = errno;
+	(void)!write(errfd, &e, sizeof(e));
+	_exit(127);
+}
+
+static void start_cmd(uint32_t id, const uint8_t *p, size_t len)
+{
+	struct frame_exec x;
+	const char *why;
+	int pin[2], pout[2], perr[2], pe[2];
+	struct cmd *c = NULL;
+	if (find_cmd(id))
+		return send_error(id, "request id in use");
+	for (int i = 0; i < MAX_EXECS && !c; i++)
+		if (!cmds[i].pid)
+			c = &cmds[i];
+	if (!c)
+		return send_error(id, "too many commands");
+	if (frame_exec_decode(p, len, &x, &why) < 0)
+		return send_error(id, why);
+	ensure_workdir(&x);
+	if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0 ||
+	    pipe2(pe, O_CLOEXEC) < 0)
+		agent_fatal("pipe", errno);
+	pid_t pid = fork();
+	if (pid < 0)
+		agent_fatal("fork", errno);
+	if (pid == 0)
+		child(&x, pin[0], pout[1], perr[1], pe[1]);
+	frame_exec_clear(&x);
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	close(pe[1]);
+	int e = 0;
+	ssize_t n = read(pe[0], &e, sizeof(e));
+	close(pe[0]);
+	if (n == sizeof(e)) {
+		/* It never ran: reap it here; 127 when not found, 126 otherwise (a shell's). */
+		waitpid(pid, NULL, 0);
+		close(pin[1]);
+		close(pout[0]);
+		close(perr[0]);
+		return send_exit(id, e == ENOENT ? 127 : 126, e);
+	}
+	fcntl(pin[1], F_SETFL, O_NONBLOCK);
+	*c = (struct cmd){.id = id, .pid = pid, .in = pin[1], .out = pout[0], .err = perr[0]};
+	send_u32(FRAME_STARTED, id, (uint32_t)pid);
+}
+
+/* Returns 1 after relaying bytes, 0 at end of file (or error), -1 when none are ready. */
+static int relay_output(struct cmd *c, int *fd, uint8_t type)
+{
+	static uint8_t buf[FRAME_MAX];
+	ssize_t n = read(*fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return -1;
+	if (n <= 0) {
+		close(*fd);
+		*fd = -1;
+		return 0;
+	}
+	send_frame(type, c->id, buf, (uint32_t)n);
+	return 1;
+}
+
+static void flush_stdin(struct cmd *c)
+{
+	while (c->in >= 0 && c->n_pending) {
+		ssize_t n = write(c->in, c->pending, c->n_pending);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n < 0) { /* EPIPE: the command closed its stdin; drop the rest */
+			c->n_pending = 0;
+			break;
+		}
+		memmove(c->pending, c->pending + n, c->n_pending - (size_t)n);
+		c->n_pending -= (size_t)n;
+	}
+	if (c->in >= 0 && c->in_eof && !c->n_pending) {
+		close(c->in);
+		c->in = -1;
+	}
+}
+
+static void release(struct cmd *c)
+{
+	if (c->in >= 0)
+		close(c->in);
+	free(c->pending);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The command ended: what it wrote before is sent first, then sync (volumes are copied
+ * out by the host once it knows), then its status. Output that descendants write later
+ * is not waited for, as with the namespace backend. */
+static void finish(struct cmd *c, int status)
+{
+	if (c->out >= 0)
+		fcntl(c->out, F_SETFL, O_NONBLOCK);
+	if (c->err >= 0)
+		fcntl(c->err, F_SETFL, O_NONBLOCK);
+	while (c->out >= 0 && relay_output(c, &c->out, FRAME_STDOUT) > 0)
+		;
+	while (c->err >= 0 && relay_output(c, &c->err, FRAME_STDERR) > 0)
+		;
+	if (c->out >= 0)
+		close(c->out);
+	if (c->err >= 0)
+		close(c->err);
+	sync();
+	send_exit(c->id, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), 0);
+	release(c);
+}
+
+static void reap(void)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (int i = 0; i < MAX_EXECS; i++)
+			if (cmds[i].pid == pid)
+				finish(&cmds[i], status);
+}
+
+/* ---- requests in ------------------------------------------------------------------- */
+
+static void queue_stdin(struct cmd *c, const uint8_t *p, uint32_t len)
+{
+	if (!len) {
+		c->in_eof = 1;
+	} else if (c->in >= 0 && !c->in_eof) {
+		if (c->n_pending + len > STDIN_LIMIT) {
+			send_error(c->id,
+			           "stdin: more than 16 MiB queued that the command does not read");
+			return;
+		}
+		uint8_t *n = realloc(c->pending, c->n_pending + len);
+		if (!n)
+			agent_fatal("realloc", ENOMEM);
+		memcpy(n + c->n_pending, p, len);
+		c->pending = n;
+		c->n_pending += len;
+	}
+	flush_stdin(c);
+}
+
+static void write_file(const uint8_t *p, uint32_t len)
+{
+	struct frame_file f;
+	const char *why;
+	if (frame_file_decode(p, len, &f, &why) < 0)
+		return send_error(0, why);
+	int fd = open(f.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, f.mode);
+	if (fd < 0 || write(fd, f.data, f.len) != (ssize_t)f.len || fchmod(fd, f.mode) < 0) {
+		char text[256];
+		snprintf(text, sizeof(text), "writing %s: %s", f.path, strerror(errno));
+		send_error(0, text);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+static void handle(const struct frame *f)
+{
+	struct cmd *c = f->type == FRAME_EXEC ? NULL : find_cmd(f->id);
+	switch (f->type) {
+	case FRAME_EXEC:
+		start_cmd(f->id, f->payload, f->len);
+		break;
+	case FRAME_STDIN:
+		if (c)
+			queue_stdin(c, f->payload, f->len);
+		break;
+	case FRAME_SIGNAL:
+		if (c && frame_get_u32(f->payload) < 65)
+			kill(-c->pid, (int)frame_get_u32(f->payload));
+		break;
+	case FRAME_FILE:
+		write_file(f->payload, f->len);
+		break;
+	case FRAME_POWEROFF:
+		sync();
+		reboot(RB_POWER_OFF);
+		agent_fatal("power off", errno);
+	}
+}
+
+/* Consume whole frames from the port's buffer. A malformed frame means the stream can no
+ * longer be trusted to be in step: the agent says why and stops. */
+static void read_port(void)
+{
+	static uint8_t buf[2 * (FRAME_HEADER + FRAME_MAX)];
+	static size_t have;
+	ssize_t n = read(port, buf + have, sizeof(buf) - have);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* No host on the other end: poll() would say so again at once. */
+		usleep(10000);
+		return;
+	}
+	have += (size_t)n;
+	size_t off = 0, used;
+	struct frame f;
+	const char *why;
+	int r;
+	while ((r = frame_decode(buf + off, have - off, FRAME_TO_GUEST, &f, &used, &why)) == 1) {
+		handle(&f);
+		off += used;
+	}
+	if (r < 0) {
+		send_error(0, why);
+		agent_fatal(why, EBADMSG);
+	}
+	memmove(buf, buf + off, have - off);
+	have -= off;
+}
+
+/* ---- the loop ---------------------------------------------------------------------- */
+
+noreturn void agent_serve(int fd)
+{
+	struct pollfd pfd[2 + 3 * MAX_EXECS];
+	struct cmd *owner[2 + 3 * MAX_EXECS];
+	int kind[2 + 3 * MAX_EXECS];
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		agent_fatal("signalfd", errno);
+	signal(SIGPIPE, SIG_IGN);
+	port = fd;
+	fcntl(port, F_SETFL, O_NONBLOCK);
+	send_u32(FRAME_READY, 0, FRAME_VERSION);
+	for (;;) {
+		nfds_t n = 0;
+		pfd[n++] = (struct pollfd){.fd = port, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		for (int i = 0; i < MAX_EXECS; i++) {
+			struct cmd *c = &cmds[i];
+			if (!c->pid)
+				continue;
+			int fds[3] = {c->out, c->err, c->n_pending ? c->in : -1};
+			for (int k = 0; k < 3; k++) {
+				if (fds[k] < 0)
+					continue;
+				owner[n] = c;
+				kind[n] = k;
+				pfd[n++] = (struct pollfd){.fd = fds[k],
+				                           .events = k == 2 ? POLLOUT : POLLIN};
+			}
+		}
+		if (poll(pfd, n, -1) < 0 && errno != EINTR)
+			agent_fatal("poll", errno);
+		for (nfds_t i = 2; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			struct cmd *c = owner[i];
+			if (kind[i] == 0 && c->out >= 0)
+				relay_output(c, &c->out, FRAME_STDOUT);
+			else if (kind[i] == 1 && c->err >= 0)
+				relay_output(c, &c->err, FRAME_STDERR);
+			else if (kind[i] == 2)
+				flush_stdin(c);
+		}
+		if (pfd[1].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si))
+				;
+			reap();
+		}
+		if (pfd[0].revents)
+			read_port();
+	}
+}
