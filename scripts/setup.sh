@@ -14,7 +14,7 @@ python3-pytest curl openssl python3-pip
 libsqlite3-dev python3-yaml python3-setuptools python3-wheel
 bubblewrap runc firejail
 git nodejs busybox-static procps util-linux psmisc iproute2
-qemu-system-x86 e2fsprogs cpio kmod
+qemu-system-x86 e2fsprogs cpio kmod lz4 binutils
 "
 # npm, for tests/mcp (the MCP SDK's client), from Debian unless one is there already:
 # NodeSource's nodejs bundles its own npm and conflicts with Debian's package.

@@ -499,7 +499,8 @@ static char *kernel_field(const char *name)
 int vm_assets_get(const struct warden_plan *plan, struct vm_assets *ret, struct warden_error **err)
 {
 	struct vm_assets a = {0};
-	a.kernel = xasprintf("%s/vmlinuz", vm_kernel_dir());
+	/* The uncompressed kernel, started at its PVH entry (scripts/setup-vm-kernel.sh). */
+	a.kernel = xasprintf("%s/vmlinux", vm_kernel_dir());
 	a.kernel_version = kernel_field("kernel");
 	if (access(a.kernel, R_OK) != 0 || !a.kernel_version) {
 		int e = errno;

@@ -25,7 +25,7 @@ enum vm_accel {
 };
 
 struct vm_assets {
-	char *kernel; /* vmlinuz */
+	char *kernel; /* vmlinux (PVH entry) */
 	char *initrd; /* warden's agent + the guest's modules */
 	char *rootfs; /* the read-only root image */
 	char *kernel_version;

@@ -1,0 +1,202 @@
+/* test_vm_frame.c: the host <-> guest agent frames (src/lib/vm/frame.c).
+ *
+ * Sections: whole frames, split and joined; what the decoder refuses; EXEC requests
+ * (round trip, refusals); FILE requests.
+ */
+#include "unit.h"
+#include "../../src/lib/vm/frame.h"
+
+static size_t put(uint8_t *buf, uint8_t type, uint32_t id, const void *p, uint32_t len)
+{
+	frame_header(buf, type, id, len);
+	memcpy(buf + FRAME_HEADER, p, len);
+	return FRAME_HEADER + len;
+}
+
+static void test_frames(void **state)
+{
+	(void)state;
+	uint8_t buf[256];
+	size_t n = put(buf, FRAME_STDOUT, 7, "hello", 5);
+	n += put(buf + n, FRAME_EXIT, 7, "\x03\0\0\0\0\0\0\0", 8);
+	struct frame f;
+	size_t used;
+	const char *why = NULL;
+	/* Every prefix of a frame asks for more; the whole one decodes. */
+	for (size_t i = 0; i < FRAME_HEADER + 5; i++)
+		assert_int_equal(frame_decode(buf, i, FRAME_TO_HOST, &f, &used, &why), 0);
+	assert_int_equal(frame_decode(buf, n, FRAME_TO_HOST, &f, &used, &why), 1);
+	assert_int_equal(f.type, FRAME_STDOUT);
+	assert_int_equal(f.id, 7);
+	assert_int_equal(f.len, 5);
+	assert_memory_equal(f.payload, "hello", 5);
+	assert_int_equal(used, FRAME_HEADER + 5);
+	assert_int_equal(frame_decode(buf + used, n - used, FRAME_TO_HOST, &f, &used, &why), 1);
+	assert_int_equal(f.type, FRAME_EXIT);
+	assert_int_equal(frame_get_u32(f.payload), 3);
+}
+
+static void refused(const uint8_t *buf, size_t len, enum frame_dir dir, const char *want)
+{
+	struct frame f;
+	size_t used;
+	const char *why = NULL;
+	assert_int_equal(frame_decode(buf, len, dir, &f, &used, &why), -1);
+	assert_non_null(why);
+	assert_non_null(strstr(why, want));
+}
+
+static void test_malformed(void **state)
+{
+	(void)state;
+	uint8_t buf[64] = {0};
+	/* Types unknown, or going the wrong way. */
+	buf[0] = 0;
+	refused(buf, 1, FRAME_TO_HOST, "unknown frame type");
+	buf[0] = 99;
+	refused(buf, 1, FRAME_TO_GUEST, "unknown frame type");
+	buf[0] = FRAME_EXEC;
+	refused(buf, 1, FRAME_TO_HOST, "unknown frame type");
+	buf[0] = FRAME_STDOUT;
+	refused(buf, 1, FRAME_TO_GUEST, "unknown frame type");
+	/* Flags and reserved bits. */
+	frame_header(buf, FRAME_STDOUT, 1, 0);
+	buf[1] = 1;
+	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "nonzero");
+	frame_header(buf, FRAME_STDOUT, 1, 0);
+	buf[3] = 0x80;
+	refused(buf, 4, FRAME_TO_HOST, "nonzero");
+	/* Lengths: over the limit (refused from the header alone), or not the type's. */
+	frame_header(buf, FRAME_STDOUT, 1, FRAME_MAX + 1);
+	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "larger than 64 KiB");
+	frame_header(buf, FRAME_STDOUT, 1, 0xffffffff);
+	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "larger than 64 KiB");
+	frame_header(buf, FRAME_EXIT, 1, 4);
+	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "size not allowed");
+	frame_header(buf, FRAME_READY, 0, 0);
+	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "size not allowed");
+	frame_header(buf, FRAME_SIGNAL, 1, 8);
+	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
+	frame_header(buf, FRAME_POWEROFF, 0, 1);
+	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
+	frame_header(buf, FRAME_EXEC, 1, 0);
+	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
+}
+
+static void test_exec_round_trip(void **state)
+{
+	(void)state;
+	char *argv[] = {"sh", "-c", "echo $A", NULL};
+	char *env[] = {"A=1", "PATH=/bin", NULL};
+	uint8_t *buf;
+	size_t len;
+	const char *why = NULL;
+	assert_int_equal(frame_exec_encode(argv, env, "/work", 1000, 100, &buf, &len, &why), 0);
+	struct frame_exec x;
+	assert_int_equal(frame_exec_decode(buf, len, &x, &why), 0);
+	assert_string_equal(x.argv[0], "sh");
+	assert_string_equal(x.argv[2], "echo $A");
+	assert_null(x.argv[3]);
+	assert_string_equal(x.env[1], "PATH=/bin");
+	assert_null(x.env[2]);
+	assert_string_equal(x.workdir, "/work");
+	assert_int_equal(x.uid, 1000);
+	assert_int_equal(x.gid, 100);
+	frame_exec_clear(&x);
+	free(buf);
+}
+
+static void exec_refused(const char *req, size_t len, const char *want)
+{
+	struct frame_exec x;
+	const char *why = NULL;
+	assert_int_equal(frame_exec_decode((const uint8_t *)req, len, &x, &why), -1);
+	assert_non_null(strstr(why, want));
+}
+
+#define REQ(s) s, sizeof(s)
+
+static void test_exec_refused(void **state)
+{
+	(void)state;
+	exec_refused("Atrue\0U1\0G1", 10, "not NUL-terminated");
+	exec_refused(REQ("U1\0G1"), "no command");
+	exec_refused(REQ("Atrue\0G1"), "uid or gid missing");
+	exec_refused(REQ("Atrue\0U1\0U2\0G1"), "uid repeated");
+	exec_refused(REQ("Atrue\0U-1\0G1"), "not a number");
+	exec_refused(REQ("Atrue\0U4294967295\0G1"), "not a number");
+	exec_refused(REQ("Atrue\0U99999999999\0G1"), "not a number");
+	exec_refused(REQ("Atrue\0Wrelative\0U1\0G1"), "relative");
+	exec_refused(REQ("Atrue\0W/a\0W/b\0U1\0G1"), "repeated");
+	exec_refused(REQ("Atrue\0ENOEQUALS\0U1\0G1"), "NAME=VALUE");
+	exec_refused(REQ("Atrue\0E1A=b\0U1\0G1"), "NAME=VALUE");
+	exec_refused(REQ("Atrue\0E=b\0U1\0G1"), "NAME=VALUE");
+	exec_refused(REQ("Atrue\0Xwhat\0U1\0G1"), "unknown record tag");
+	exec_refused(REQ("Atrue\0\0U1\0G1"), "unknown record tag");
+}
+
+static void test_exec_limits(void **state)
+{
+	(void)state;
+	/* More entries than a request may carry, though they fit in 64 KiB. */
+	size_t n = FRAME_EXEC_ARGS + 2;
+	char **argv = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		argv[i] = "x";
+	uint8_t *buf;
+	size_t len;
+	const char *why = NULL;
+	assert_int_equal(frame_exec_encode(argv, NULL, NULL, 0, 0, &buf, &len, &why), -1);
+	assert_non_null(strstr(why, "do not fit"));
+	/* Hand-made, the decoder refuses it as well. */
+	char *req = malloc(n * 3 + 16), *p = req;
+	for (size_t i = 0; i < n; i++)
+		p = stpcpy(p, "Ax") + 1;
+	p = stpcpy(p, "U0") + 1;
+	p = stpcpy(p, "G0") + 1;
+	exec_refused(req, (size_t)(p - req), "too many arguments");
+	free(req);
+	free(argv);
+}
+
+static void test_file(void **state)
+{
+	(void)state;
+	struct frame_file f;
+	const char *why = NULL;
+	static const char ok[] = "/etc/hosts\0"
+	                         "0644\0"
+	                         "127.0.0.1 localhost\n";
+	assert_int_equal(frame_file_decode((const uint8_t *)ok, sizeof(ok) - 1, &f, &why), 0);
+	assert_string_equal(f.path, "/etc/hosts");
+	assert_int_equal(f.mode, 0644);
+	assert_int_equal(f.len, 20);
+	assert_int_equal(frame_file_decode((const uint8_t *)"etc/x\0"
+	                                                    "0644\0",
+	                                   11, &f, &why),
+	                 -1);
+	assert_int_equal(frame_file_decode((const uint8_t *)"/x\0"
+	                                                    "0648\0",
+	                                   8, &f, &why),
+	                 -1);
+	assert_non_null(strstr(why, "octal"));
+	assert_int_equal(frame_file_decode((const uint8_t *)"/x\0"
+	                                                    "0644",
+	                                   7, &f, &why),
+	                 -1);
+	assert_int_equal(frame_file_decode((const uint8_t *)"/x", 2, &f, &why), -1);
+	assert_int_equal(frame_file_decode((const uint8_t *)"/x\0"
+	                                                    "77777\0",
+	                                   9, &f, &why),
+	                 -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_frames),          cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_exec_round_trip), cmocka_unit_test(test_exec_refused),
+	    cmocka_unit_test(test_exec_limits),     cmocka_unit_test(test_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
