@@ -52,13 +52,23 @@ static int boot_timeout_ms(const struct vm_assets *a)
 	return a->accel == VM_ACCEL_KVM ? 10000 : 60000;
 }
 
+/* The state directory is bound into QEMU's sandbox at the same path, so it must not lie
+ * under a directory that sandbox replaces (/tmp is its own tmpfs there). */
 static char *state_dir(struct warden_error **err)
 {
 	const char *rt = getenv("XDG_RUNTIME_DIR");
-	_cleanup_free_ char *base = geteuid() == 0 ? xstrdup("/run/warden/vm")
-	                            : rt && *rt    ? xasprintf("%s/warden-vm", rt)
-	                                           : xasprintf("/tmp/warden-vm-%u", getuid());
-	(void)mkdir(geteuid() == 0 ? "/run/warden" : base, 0700);
+	_cleanup_free_ char *cache = NULL;
+	_cleanup_free_ char *base = NULL;
+	if (geteuid() == 0) {
+		(void)mkdir("/run/warden", 0700);
+		base = xstrdup("/run/warden/vm");
+	} else if (rt && *rt == '/') {
+		base = xasprintf("%s/warden-vm", rt);
+	} else {
+		if (!(cache = vm_cache_dir(err)))
+			return NULL;
+		base = xasprintf("%s/run", cache);
+	}
 	if (mkdir(base, 0700) < 0 && errno != EEXIST) {
 		warden_error_set(err, errno, "creating %s", base);
 		return NULL;
@@ -342,6 +352,7 @@ static int vm_start(struct warden_sandbox *sb, const struct warden_process *proc
 	send_file(st, "/etc/hosts", plan->hosts);
 	if (!proc->service) {
 		int stdio[3] = {0, 1, 2};
+		snprintf(st->argv0, sizeof(st->argv0), "%s", proc->argv[0]);
 		if (add_route(st, 0, stdio, err) < 0 ||
 		    send_exec(st, 0, proc->argv, plan->envp, plan->workdir, err) < 0)
 			return -1;

@@ -74,29 +74,37 @@ static void drop_route(struct vm_route *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* The sandbox is over (or its guest is): the last event. */
-static void end(struct vm_state *st, enum warden_event_kind kind, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void end(struct vm_state *st, enum warden_event_kind kind, int code, const char *fmt, ...)
+/* The sandbox is over (or its guest is): the last events. A failure is followed by the
+ * end itself, as the namespace backend's init exits after reporting one. */
+static void end(struct vm_state *st, enum warden_event_kind kind, int code, int errnum,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void end(struct vm_state *st, enum warden_event_kind kind, int code, int errnum,
+                const char *fmt, ...)
 {
-	struct warden_event ev = {.kind = kind, .code = code};
+	struct warden_event ev = {.kind = kind, .code = code, .errnum = errnum};
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(ev.text, sizeof(ev.text), fmt, ap);
 	va_end(ap);
-	if (!st->ended)
-		push(st, &ev);
+	if (st->ended)
+		return;
 	st->ended = true;
+	ev.exec = kind == WARDEN_EVENT_FAILED && errnum != 0;
+	push(st, &ev);
+	if (kind == WARDEN_EVENT_FAILED)
+		push(st, &(struct warden_event){.kind = WARDEN_EVENT_EXITED, .code = code});
 }
 
 /* The main command exited: copy the volumes out while the guest (which synced them
  * before it said so) still holds them still, then report. */
-static void main_exit(struct vm_state *st, int code)
+static void main_exit(struct vm_state *st, int code, int errnum)
 {
 	_cleanup_error_ struct warden_error *e = NULL;
 	if (vm_volumes_copy_out(st->vols, st->n_vols, &e) < 0)
-		return end(st, WARDEN_EVENT_FAILED, 125, "%s", warden_error_text(e));
-	end(st, WARDEN_EVENT_EXITED, code, "%s", "");
+		return end(st, WARDEN_EVENT_FAILED, 125, 0, "%s", warden_error_text(e));
+	if (errnum) /* it could not be executed: said the way the namespace backend says it */
+		return end(st, WARDEN_EVENT_FAILED, code, errnum, "exec: %s", st->argv0);
+	end(st, WARDEN_EVENT_EXITED, code, 0, "%s", "");
 }
 
 /* ---- frames in --------------------------------------------------------------------- */
@@ -138,7 +146,8 @@ static void handle(struct vm_state *st, const struct frame *f)
 			break;
 		drop_route(r);
 		if (f->id == 0)
-			return main_exit(st, (int)frame_get_u32(f->payload));
+			return main_exit(st, (int)frame_get_u32(f->payload),
+			                 (int)frame_get_u32(f->payload + 4));
 		ev.kind = WARDEN_EVENT_EXEC_EXIT;
 		ev.code = (int)frame_get_u32(f->payload);
 		ev.errnum = (int)frame_get_u32(f->payload + 4);
@@ -149,7 +158,7 @@ static void handle(struct vm_state *st, const struct frame *f)
 		snprintf(text, sizeof(text), "%.*s", (int)(f->len > 200 ? 200 : f->len),
 		         (const char *)f->payload);
 		if (f->id == 0 || (r && !r->id))
-			return end(st, WARDEN_EVENT_FAILED, 125, "guest agent: %s", text);
+			return end(st, WARDEN_EVENT_FAILED, 125, 0, "guest agent: %s", text);
 		if (r) {
 			drop_route(r);
 			ev.kind = WARDEN_EVENT_EXEC_EXIT;
@@ -193,7 +202,7 @@ static int read_agent(struct vm_state *st, bool *ready)
 	memmove(st->in, st->in + off, st->n_in - off);
 	st->n_in -= off;
 	if (r < 0) {
-		end(st, WARDEN_EVENT_FAILED, 125, "the guest agent sent a malformed frame (%s)",
+		end(st, WARDEN_EVENT_FAILED, 125, 0, "the guest agent sent a malformed frame (%s)",
 		    why);
 		return -1;
 	}
@@ -290,7 +299,7 @@ static void guest_gone(struct vm_state *st)
 {
 	char tail[256];
 	if (st->killed)
-		return end(st, WARDEN_EVENT_LOST, 128 + SIGKILL, "%s", "the VM was killed");
+		return end(st, WARDEN_EVENT_LOST, 128 + SIGKILL, 0, "%s", "the VM was killed");
 	/* QMP's SHUTDOWN event says why, if it is not read yet. */
 	for (int i = 0; st->qmp >= 0 && !st->shutdown_reason[0] && i < 20; i++) {
 		struct pollfd p = {.fd = st->qmp, .events = POLLIN};
@@ -298,7 +307,7 @@ static void guest_gone(struct vm_state *st)
 			read_qmp(st);
 	}
 	vm_console_tail(st, tail, sizeof(tail));
-	end(st, WARDEN_EVENT_FAILED, 125, "the guest stopped before the command ended: %s%s%s",
+	end(st, WARDEN_EVENT_FAILED, 125, 0, "the guest stopped before the command ended: %s%s%s",
 	    reason_text(st->shutdown_reason), *tail ? ": " : "", tail);
 }
 

@@ -137,6 +137,7 @@ struct vm_state {
 	uint8_t in[2 * (FRAME_HEADER + FRAME_MAX)]; /* bytes from the agent not yet decoded */
 	size_t n_in;
 	char shutdown_reason[64]; /* from QMP's SHUTDOWN event */
+	char argv0[256];          /* the main command, for messages */
 };
 
 /* Queue a frame for the guest (any thread) and wake the relay. */

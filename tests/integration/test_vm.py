@@ -1,0 +1,340 @@
+"""The vm backend: `warden run --isolation vm` (docs/vm.md).
+
+Real guests under QEMU (TCG on hosts without a KVM that can boot the guest: seconds per
+boot), running real commands in a small root file system (busybox and the probe, from
+--rootfs). Each sandbox is a fresh guest; tests that need a sandbox's state share one run.
+Skipped, with the reason, only where QEMU or the guest kernel is missing."""
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+pytestmark = pytest.mark.vm
+
+KERNEL_DIR = os.environ.get("WARDEN_VM_DIR", "/var/cache/warden/vm")
+BUSYBOX = shutil.which("busybox")
+APPLETS = ["sh", "echo", "cat", "ls", "id", "pwd", "sleep", "true", "false", "mkdir", "rm",
+           "kill", "head", "dd", "grep", "wc", "stat", "env", "touch"]
+
+
+def _missing():
+    if not shutil.which("qemu-system-x86_64"):
+        return "qemu-system-x86_64 is not installed (scripts/setup.sh)"
+    for f in ("vmlinux", "modules.cpio", "kernel.txt"):
+        if not os.path.exists(os.path.join(KERNEL_DIR, f)):
+            return f"no guest kernel in {KERNEL_DIR} (scripts/setup.sh as root)"
+    if not BUSYBOX:
+        return "busybox is not installed"
+    return None
+
+
+if _missing():
+    pytest.skip(_missing(), allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def rootfs(probe):
+    """A small root: busybox's applets and the probe, readable by everyone."""
+    d = tempfile.mkdtemp(prefix="warden-vm-root-")
+    os.chmod(d, 0o755)
+    for sub in ("bin", "etc", "usr/bin", "tmp"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    shutil.copy2(BUSYBOX, os.path.join(d, "bin/busybox"))
+    shutil.copy2(probe, os.path.join(d, "bin/probe"))
+    for a in APPLETS:
+        os.symlink("busybox", os.path.join(d, "bin", a))
+    with open(os.path.join(d, "etc/passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\n")
+    subprocess.run(["chmod", "-R", "a+rX", d], check=True)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def qemu_pids():
+    r = subprocess.run(["pgrep", "-f", "qemu-system-x86_64.*org.warden.agent"],
+                       capture_output=True, text=True)
+    return set(r.stdout.split())
+
+
+@pytest.fixture(autouse=True)
+def no_qemu_left():
+    """Every test leaves no QEMU of its own behind."""
+    before = qemu_pids()
+    yield
+    for _ in range(50):
+        left = qemu_pids() - before
+        if not left:
+            return
+        time.sleep(0.1)
+    for pid in left:
+        subprocess.run(["kill", "-9", pid])
+    pytest.fail(f"QEMU processes left behind: {sorted(left)}")
+
+
+def vm(runner, warden, rootfs, *cmd, opts=(), **kw):
+    kw.setdefault("timeout", 180)
+    return runner.run([warden, "run", "-q", "--isolation", "vm", "--rootfs", rootfs, *opts,
+                       "--", *cmd], **kw)
+
+
+# ---- exit statuses, stdio, environment ---------------------------------------------
+
+
+def test_exit_statuses(root_runner, warden, rootfs):
+    assert vm(root_runner, warden, rootfs, "sh", "-c", "exit 3").returncode == 3
+    assert vm(root_runner, warden, rootfs, "sh", "-c", "kill -TERM $$").returncode == 143
+
+
+def test_not_found_and_not_executable(root_runner, warden, rootfs):
+    r = vm(root_runner, warden, rootfs, "no-such-command-here")
+    assert r.returncode == 127
+    assert r.stderr == "warden: exec: no-such-command-here: No such file or directory\n"
+    r = vm(root_runner, warden, rootfs, "/etc/passwd")
+    assert r.returncode == 126
+    assert "Permission denied" in r.stderr
+
+
+def test_stdio_env_workdir_identity(root_runner, warden, rootfs):
+    r = vm(root_runner, warden, rootfs, "sh", "-c",
+           'cat; echo "to stderr" >&2; echo "$FOO|$HOME"; pwd; id -u; id -g',
+           opts=["-e", "FOO=bar baz", "-w", "/work/sub"], input="from stdin\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "from stdin\nbar baz|/home/agent\n/work/sub\n1000\n1000\n"
+    assert r.stderr == "to stderr\n"
+
+
+def test_large_output_and_input(root_runner, warden, rootfs):
+    data = "x" * 999 + "\n"
+    r = vm(root_runner, warden, rootfs, "sh", "-c", "cat; head -c 300000 /dev/zero | wc -c",
+           input=data * 500)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == data * 500 + "300000\n"
+
+
+def test_rootless(rootless_runner, warden, rootfs):
+    r = vm(rootless_runner, warden, rootfs, "sh", "-c", "echo hi; id -u; exit 7")
+    assert r.returncode == 7, r.stderr
+    assert r.stdout == "hi\n1000\n"
+
+
+# ---- volumes ------------------------------------------------------------------------
+
+
+def test_volumes_copy_in_out_with_owner(root_runner, warden, rootfs, test_user, shared_tmp):
+    rw = os.path.join(shared_tmp, "rw")
+    ro = os.path.join(shared_tmp, "ro")
+    for d in (rw, ro):
+        os.mkdir(d)
+    for name, text in (("rw/keep.txt", "keep\n"), ("rw/gone.txt", "gone\n"),
+                       ("ro/data.txt", "data\n")):
+        with open(os.path.join(shared_tmp, name), "w") as f:
+            f.write(text)
+    subprocess.run(["chown", "-R", f"{test_user.pw_uid}:{test_user.pw_gid}", rw, ro],
+                   check=True)
+    r = vm(root_runner, warden, rootfs, "sh", "-c",
+           "cat keep.txt /ro/data.txt; stat -c '%u' keep.txt; echo new > new.txt; "
+           "rm gone.txt; mkdir d; echo deep > d/f; echo x > /ro/no.txt",
+           opts=["-v", f"{rw}:/work", "-v", f"{ro}:/ro:ro", "-w", "/work"])
+    assert r.returncode != 0  # the write to the read-only volume fails last
+    assert r.stdout == "keep\ndata\n1000\n"
+    assert "Read-only file system" in r.stderr
+    assert sorted(os.listdir(rw)) == ["d", "keep.txt", "new.txt"]
+    for p in ("new.txt", "d", "d/f"):
+        st = os.stat(os.path.join(rw, p))
+        assert (st.st_uid, st.st_gid) == (test_user.pw_uid, test_user.pw_gid), p
+    with open(os.path.join(rw, "d/f")) as f:
+        assert f.read() == "deep\n"
+    assert os.listdir(ro) == ["data.txt"]
+
+
+# ---- limits -------------------------------------------------------------------------
+
+
+def test_timeout_is_124(root_runner, warden, rootfs):
+    start = time.monotonic()
+    r = vm(root_runner, warden, rootfs, "sleep", "60", opts=["--timeout", "1"])
+    assert r.returncode == 124
+    assert "timeout" in r.stderr
+    assert time.monotonic() - start < 40
+
+
+def test_memory_sizes_the_guest_and_bounds_it(root_runner, warden, rootfs):
+    # The guest's RAM is --memory: its kernel sees about that much, and a command that
+    # wants more is killed by the guest's OOM killer (SIGKILL: 137).
+    r = vm(root_runner, warden, rootfs, "sh", "-c",
+           "grep MemTotal /proc/meminfo; probe alloc 150", opts=["--memory", "192M"])
+    kib = int(r.stdout.split()[1])
+    assert 100 * 1024 < kib <= 192 * 1024, r.stdout
+    assert r.returncode == 137, (r.returncode, r.stderr)
+
+
+# ---- the boundary ------------------------------------------------------------------
+
+
+def test_guest_sees_only_its_images(root_runner, warden, rootfs, shared_tmp):
+    secret = os.path.join(shared_tmp, "host-secret")
+    with open(secret, "w") as f:
+        f.write("s3cret\n")
+    os.chmod(secret, 0o644)
+    # Outside, the file is there to read.
+    assert root_runner.run(["cat", secret]).stdout == "s3cret\n"
+    # Inside, even the guest's root finds only the image's files, and no file system
+    # that reaches the host's (9p, virtiofs, fuse, nfs) is mounted.
+    r = vm(root_runner, warden, rootfs, "sh", "-c",
+           f"cat {secret}; echo ---; ls /; echo ---; cat /proc/mounts",
+           opts=["--user", "root"])
+    assert "s3cret" not in r.stdout
+    assert f"can't open '{secret}': No such file or directory" in r.stderr
+    _, top, mounts = r.stdout.split("---\n")
+    assert set(top.split()) == {"bin", "dev", "etc", "lost+found", "proc", "root",
+                                "sys", "tmp", "usr"}, top
+    types = {line.split()[2] for line in mounts.splitlines()}
+    assert not types & {"9p", "virtiofs", "fuse", "nfs", "nfs4"}, types
+
+
+def test_host_files_others_cannot_read_stay_out_of_the_image(root_runner, warden, rootfs,
+                                                             shared_tmp):
+    # An image of the host's /etc (plus busybox to look with): /etc/shadow, which root
+    # reads on the host, is left out, so not even the guest's root reads it.
+    assert root_runner.run(["head", "-c1", "/etc/shadow"]).returncode == 0
+    policy = os.path.join(shared_tmp, "etc.yaml")
+    with open(policy, "w") as f:
+        f.write(f"isolation: vm\nfilesystem:\n  read_only: [/etc, {BUSYBOX}]\n")
+    r = root_runner.run([warden, "run", "-q", "--policy", policy, "--user", "root", "--",
+                         BUSYBOX, "sh", "-c", "cat /etc/hostname >/dev/null && "
+                         f"{BUSYBOX} cat /etc/shadow"], timeout=300)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "can't open '/etc/shadow': No such file" in r.stderr
+
+
+def test_guest_panic_ends_the_sandbox(root_runner, warden, rootfs):
+    start = time.monotonic()
+    r = vm(root_runner, warden, rootfs, "sh", "-c", "echo c > /proc/sysrq-trigger; sleep 60",
+           opts=["--user", "root"])
+    assert r.returncode == 125
+    assert "the guest stopped before the command ended" in r.stderr
+    assert "Kernel panic" in r.stderr
+    assert time.monotonic() - start < 40
+
+
+def test_wedged_guest_times_out(root_runner, warden, rootfs):
+    # A guest that does not come up within the boot timeout ends the start with a clear
+    # error instead of waiting (here: a timeout shorter than any boot).
+    start = time.monotonic()
+    r = vm(root_runner, warden, rootfs, "true", env={"WARDEN_VM_BOOT_TIMEOUT": "0.2"})
+    assert r.returncode == 125
+    assert "the guest did not become ready within" in r.stderr
+    assert time.monotonic() - start < 20
+
+
+def test_refused_options(root_runner, warden, rootfs):
+    r = vm(root_runner, warden, rootfs, "true", opts=["--network", "host"])
+    assert r.returncode == 125
+    assert "isolation vm: network mode host is not supported" in r.stderr
+    r = vm(root_runner, warden, rootfs, "true", opts=["--tty"])
+    assert r.returncode == 125
+    assert "--tty is not supported" in r.stderr
+    r = root_runner.run([warden, "run", "--isolation", "kvm", "--", "true"])
+    assert r.returncode == 125
+    assert '--isolation: "kvm" is not ns or vm' in r.stderr
+
+
+def test_policy_key(root_runner, warden, rootfs, shared_tmp):
+    bad = os.path.join(shared_tmp, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("name: x\nisolation: firecracker\n")
+    r = root_runner.run([warden, "run", "--policy", bad, "--", "true"])
+    assert r.returncode == 125
+    assert f"{bad}:2:12: isolation" in r.stderr and "ns or vm" in r.stderr
+    good = os.path.join(shared_tmp, "good.yaml")
+    with open(good, "w") as f:
+        f.write("isolation: vm\n")
+    r = root_runner.run([warden, "run", "-q", "--policy", good, "--rootfs", rootfs, "--",
+                         "sh", "-c", "cat /proc/cmdline"], timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "warden.tmp=" in r.stdout  # a guest kernel's command line, not the host's
+
+
+# ---- audit and telemetry ------------------------------------------------------------
+
+
+def test_audit_and_events(root_runner, warden, rootfs, shared_tmp):
+    log = os.path.join(shared_tmp, "audit.log")
+    events = os.path.join(shared_tmp, "events.jsonl")
+    r = vm(root_runner, warden, rootfs, "sh", "-c", "exit 4",
+           opts=["--audit-log", log, "--audit-key", log + ".key", "--events", events])
+    assert r.returncode == 4
+    with open(log) as f:
+        recs = [json.loads(line) for line in f]
+    kinds = [x["kind"] for x in recs]
+    assert kinds[0] == "sandbox.create" and "sandbox.exit" in kinds, kinds
+    assert [x for x in recs if x["kind"] == "sandbox.exit"][0]["status"] == 4
+    with open(events) as f:
+        evs = [json.loads(line) for line in f]
+    src = [e for e in evs if e["kind"] == "telemetry.sources"][0]
+    assert src["bpf"] is False and src["cgroup"] is True
+    assert evs[-1]["kind"] == "sandbox.end"
+
+
+# ---- the agent's protocol, on a guest driven directly ------------------------------
+
+
+def test_agent_rejects_malformed_frames(rootfs, tmp_path):
+    """Boot the agent by hand and send it a frame of an unknown type: it answers with an
+    ERROR frame naming the problem and powers the guest off."""
+    build = os.environ.get("WARDEN_BUILD", os.path.join(os.path.dirname(__file__),
+                                                        "../../build"))
+    agent = os.path.join(build, "warden-guest")
+    d = tmp_path
+    shutil.copy(agent, d / "init")
+    cpio = subprocess.run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"], cwd=d,
+                          input=b"init\n", capture_output=True, check=True).stdout
+    with open(os.path.join(KERNEL_DIR, "modules.cpio"), "rb") as f:
+        (d / "initrd").write_bytes(cpio + f.read())
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", rootfs, str(d / "root.img"),
+                    "64M"], check=True)
+    lsock = socket.socket(socket.AF_UNIX)
+    lsock.bind(str(d / "agent.sock"))
+    lsock.listen(1)
+    q = subprocess.Popen([
+        "qemu-system-x86_64", "-M", "microvm", "-accel", "tcg", "-m", "256M",
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-kernel", os.path.join(KERNEL_DIR, "vmlinux"), "-initrd", str(d / "initrd"),
+        "-append", "console=ttyS0 quiet panic=-1 tsc_early_khz=2000000 lpj=4000000",
+        "-serial", f"file:{d / 'console.log'}",
+        "-drive", f"id=root,file={d / 'root.img'},format=raw,if=none,readonly=on",
+        "-device", "virtio-blk-device,drive=root,serial=root",
+        "-device", "virtio-serial-device,max_ports=2",
+        "-chardev", f"socket,id=agent,path={d / 'agent.sock'}",
+        "-device", "virtserialport,chardev=agent,name=org.warden.agent"])
+    try:
+        lsock.settimeout(30)
+        conn, _ = lsock.accept()
+        conn.settimeout(120)
+
+        def frame():
+            hdr = b""
+            while len(hdr) < 12:
+                hdr += conn.recv(12 - len(hdr))
+            t, _, _, i, n = struct.unpack("<BBHII", hdr)
+            body = b""
+            while len(body) < n:
+                body += conn.recv(n - len(body))
+            return t, i, body
+
+        assert frame() == (16, 0, struct.pack("<I", 1))  # READY, version 1
+        conn.sendall(struct.pack("<BBHII", 99, 0, 0, 0, 0))  # no such type
+        t, i, body = frame()
+        assert (t, i) == (21, 0) and b"unknown frame type" in body
+        assert q.wait(timeout=60) == 0  # powered off
+        assert "unknown frame type" in (d / "console.log").read_text()
+    finally:
+        q.kill()
+        q.wait()
+        lsock.close()
