@@ -376,10 +376,11 @@ static void test_unknown_and_duplicate_keys(void **state)
 	static const struct err_case cases[] = {
 	    {"bogus: 1\n", "t.yaml:1:1: bogus: unknown key (expected one of: version, name, "
 	                   "description, extends, filesystem, process, limits, network, "
-	                   "security, telemetry, guardrails)"},
+	                   "security, telemetry, guardrails, isolation)"},
 	    {"version: 1\nVersion: 1\n",
 	     "t.yaml:2:1: Version: unknown key (expected one of: version, name, description, "
-	     "extends, filesystem, process, limits, network, security, telemetry, guardrails)"},
+	     "extends, filesystem, process, limits, network, security, telemetry, guardrails, "
+	     "isolation)"},
 	    {"limits:\n  swap: 1G\n", "t.yaml:2:3: limits.swap: unknown key (expected one of: "
 	                              "memory, pids, cpus, timeout, nofile)"},
 	    {"filesystem: {tmpsize: 1M}\n",
@@ -829,6 +830,27 @@ static void test_nul_and_size(void **state)
 
 /* ---- loading files ----------------------------------------------------------------- */
 
+static void test_isolation(void **state)
+{
+	(void)state;
+	struct warden_error *e = NULL;
+	struct warden_policy *p = warden_policy_parse("isolation: vm\n", 14, "t.yaml", &e);
+	assert_non_null(p);
+	assert_int_equal(p->isolation, WARDEN_ISOLATION_VM);
+	char *y = warden_policy_to_yaml(p);
+	assert_non_null(strstr(y, "\nisolation: vm\n"));
+	free(y);
+	warden_policy_free(p);
+	p = warden_policy_new();
+	assert_int_equal(p->isolation, WARDEN_ISOLATION_NS);
+	warden_policy_free(p);
+	static const struct err_case cases[] = {
+	    {"isolation: gvisor\n", "t.yaml:1:12: isolation: \"gvisor\" is not ns or vm"},
+	    {"isolation: [vm]\n", "t.yaml:1:12: isolation: expected a string, found a list"},
+	};
+	run_cases(cases, ARRAY_SIZE(cases));
+}
+
 static void test_load(void **state)
 {
 	(void)state;
@@ -943,6 +965,7 @@ int main(void)
 	    cmocka_unit_test(test_network_security_user),
 	    cmocka_unit_test(test_documents),
 	    cmocka_unit_test(test_nul_and_size),
+	    cmocka_unit_test(test_isolation),
 	    cmocka_unit_test(test_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
