@@ -338,3 +338,25 @@ def test_agent_rejects_malformed_frames(rootfs, tmp_path):
         q.kill()
         q.wait()
         lsock.close()
+
+
+# ---- a service sandbox --------------------------------------------------------------
+
+
+def test_service_sandbox_runs_commands(root_runner, warden, rootfs, shared_tmp):
+    from test_supervise import Service, exec_, once
+    svc = Service(root_runner, warden, shared_tmp, "--isolation", "vm", "--rootfs", rootfs)
+    try:
+        start, out, err, end = exec_(svc.control, ["sh", "-c", "cat; echo e >&2; exit 5"],
+                                     stdin=b"in\n", env=["X=1"], workdir="/srv")
+        assert start["ok"] is True, start
+        assert (out, err, end["exit"]) == (b"in\n", b"e\n", 5)
+        _, out, _, end = exec_(svc.control, ["sh", "-c", "echo $X $HOME; pwd"],
+                               env=["X=2"], workdir="/srv")
+        assert (out, end["exit"]) == (b"2 /home/agent\n/srv\n", 0)
+        _, _, _, end = exec_(svc.control, ["no-such"])
+        assert end["exit"] == 127
+        assert once(svc.control, {"op": "info"})["ok"] is True
+    finally:
+        svc.destroy()
+    assert not svc.alive()

@@ -299,8 +299,6 @@ static char **merge_env(char *const *base, char *const *env)
 	}
 	for (char *const *e = env; e && *e; e++)
 		strv_push(&out, *e);
-	strv_push(&out, NULL);
-	out.n--;
 	return out.v;
 }
 
