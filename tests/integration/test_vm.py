@@ -227,7 +227,8 @@ def test_wedged_guest_times_out(root_runner, warden, rootfs):
     # A guest that does not come up within the boot timeout ends the start with a clear
     # error instead of waiting (here: a timeout shorter than any boot).
     start = time.monotonic()
-    r = vm(root_runner, warden, rootfs, "true", env={"WARDEN_VM_BOOT_TIMEOUT": "0.2"})
+    r = vm(root_runner, warden, rootfs, "true",
+           env={"WARDEN_VM_BOOT_TIMEOUT": "0.2", "WARDEN_VM_SNAPSHOT": "0"})
     assert r.returncode == 125
     assert "the guest did not become ready within" in r.stderr
     assert time.monotonic() - start < 20
@@ -338,6 +339,36 @@ def test_agent_rejects_malformed_frames(rootfs, tmp_path):
         q.kill()
         q.wait()
         lsock.close()
+
+
+# ---- snapshots ----------------------------------------------------------------------
+
+
+def test_snapshot_restored_guests_are_fresh_and_reseeded(root_runner, warden, rootfs):
+    # Not under /tmp, which QEMU's sandbox has a tmpfs of its own on.
+    cache = tempfile.mkdtemp(prefix="warden-vm-cache-", dir="/var/tmp")
+    env = {"WARDEN_VM_CACHE": cache}
+    cmd = ("sh", "-c", "head -c 16 /dev/urandom | od -An -tx1; ls /tmp; touch /tmp/mark")
+    first = vm(root_runner, warden, rootfs, *cmd, env=env)
+    assert first.returncode == 0, first.stderr
+    snaps = [f for f in os.listdir(cache) if f.startswith("snap-")]
+    assert len(snaps) == 1, os.listdir(cache)
+    runs = [vm(root_runner, warden, rootfs, *cmd, env=env) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+        # Nothing of an earlier sandbox is in a restored guest.
+        assert r.stdout.count("\n") == 1, r.stdout
+    # Two guests restored from one saved state would draw the same random numbers from
+    # the same kernel state; the host's entropy and reseed make them differ.
+    assert len({first.stdout, runs[0].stdout, runs[1].stdout}) == 3
+    # A restore that fails removes the snapshot, and the next start boots cold again.
+    with open(os.path.join(cache, snaps[0]), "r+b") as f:
+        f.truncate(4096)
+    r = vm(root_runner, warden, rootfs, "true", env=env)
+    assert r.returncode == 125 and "restoring the guest" in r.stderr
+    assert not os.path.exists(os.path.join(cache, snaps[0]))
+    assert vm(root_runner, warden, rootfs, "true", env=env).returncode == 0
+    shutil.rmtree(cache)
 
 
 # ---- a service sandbox --------------------------------------------------------------

@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -100,21 +101,24 @@ static int listen_at(const char *dir, const char *name, struct warden_error **er
 
 /* ---- QEMU's sandbox ---------------------------------------------------------------- */
 
-static void push_volume(struct warden_policy *p, const char *path, bool rw)
+/* QEMU's sandbox sees each directory it needs at a fixed place under /vm: a host path
+ * under /tmp or /var/tmp would be hidden there by the sandbox's own tmpfs. Returns the
+ * path inside of host_file, whose directory is bound read-only (once per directory). */
+static char *bind_dir_of(struct warden_policy *p, const char *host_file)
 {
+	_cleanup_free_ char *dir = xstrdup(host_file);
+	*strrchr(dir, '/') = '\0';
+	const char *base = strrchr(host_file, '/') + 1;
 	for (size_t i = 0; i < p->volumes.n; i++)
-		if (streq(p->volumes.v[i].path, path))
-			return;
-	struct warden_mount m = {.host = (char *)path, .path = (char *)path, .rw = rw};
+		if (streq(p->volumes.v[i].host, dir))
+			return xasprintf("%s/%s", p->volumes.v[i].path, base);
+	_cleanup_free_ char *inside = xasprintf("/vm/ro%zu", p->volumes.n);
+	struct warden_mount m = {.host = dir, .path = inside, .rw = false};
 	warden_mounts_push(&p->volumes, &m);
+	return xasprintf("%s/%s", inside, base);
 }
 
-static void push_dir_of(struct warden_policy *p, const char *file)
-{
-	_cleanup_free_ char *dir = xstrdup(file);
-	*strrchr(dir, '/') = '\0';
-	push_volume(p, dir, false);
-}
+#define STATE_INSIDE "/vm/state"
 
 /* Like Firecracker's jailer: QEMU is confined by warden's own namespace sandbox (no
  * capabilities, seccomp, Landlock, its own pid/net/mount namespaces, a cgroup whose
@@ -122,16 +126,18 @@ static void push_dir_of(struct warden_policy *p, const char *file)
  * directories (its libraries), read-only, the kernel, initramfs and root image,
  * read-only, and the sandbox's state directory (its sockets, console log and volume
  * images). No network: the guest has no network device either. */
-static struct warden_plan *qemu_plan(const struct vm_state *st, struct warden_error **err)
+static struct warden_plan *qemu_plan(const struct vm_state *st, char *inside[3],
+                                     struct warden_error **err)
 {
 	const struct warden_policy *outer = st->sb->plan->policy;
 	struct warden_policy *p = warden_policy_new();
 	free(p->name);
 	p->name = xasprintf("%s (vm)", outer->name);
-	push_volume(p, st->state_dir, true);
-	push_dir_of(p, st->assets.kernel);
-	push_dir_of(p, st->assets.initrd);
-	push_dir_of(p, st->assets.rootfs);
+	struct warden_mount state = {.host = st->state_dir, .path = STATE_INSIDE, .rw = true};
+	warden_mounts_push(&p->volumes, &state);
+	inside[0] = bind_dir_of(p, st->assets.kernel);
+	inside[1] = bind_dir_of(p, st->assets.initrd);
+	inside[2] = bind_dir_of(p, st->assets.rootfs);
 	p->memory = outer->memory ? outer->memory + QEMU_OVERHEAD : 0;
 	p->pids = 64;
 	p->cpus_milli = outer->cpus_milli;
@@ -154,22 +160,35 @@ static int qemu_hook(struct warden_sandbox *qsb, void *ctx, struct warden_error 
 	return st->sb->hook ? st->sb->hook(st->sb, st->sb->hook_ctx, err) : 0;
 }
 
-static int start_qemu(struct vm_state *st, struct warden_error **err)
+static int start_qemu(struct vm_state *st, bool incoming, struct warden_error **err)
 {
 	struct warden_process proc = {.service = true};
-	st->qplan = qemu_plan(st, err);
-	if (!st->qplan)
+	char *inside[3] = {NULL, NULL, NULL};
+	st->qplan = qemu_plan(st, inside, err);
+	if (!st->qplan) {
+		for (int i = 0; i < 3; i++)
+			free(inside[i]);
 		return warden_error_wrap(err, "QEMU's sandbox");
-	if (warden_sandbox_start(st->qplan, &proc, qemu_hook, st, &st->qsb, err) < 0)
+	}
+	if (warden_sandbox_start(st->qplan, &proc, qemu_hook, st, &st->qsb, err) < 0) {
+		for (int i = 0; i < 3; i++)
+			free(inside[i]);
 		return warden_error_wrap(err, "QEMU's sandbox");
+	}
 	struct vm_launch l = {.assets = &st->assets,
-	                      .state_dir = st->state_dir,
+	                      .kernel = inside[0],
+	                      .initrd = inside[1],
+	                      .rootfs = inside[2],
+	                      .state_dir = STATE_INSIDE,
 	                      .memory = st->sb->plan->policy->memory ? st->sb->plan->policy->memory
 	                                                             : 1ULL << 30,
 	                      .tmp_size = st->sb->plan->policy->tmp_size,
 	                      .volumes = st->vols,
-	                      .n_volumes = st->n_vols};
+	                      .n_volumes = st->n_vols,
+	                      .incoming = incoming};
 	char **argv = vm_qemu_argv(&l);
+	for (int i = 0; i < 3; i++)
+		free(inside[i]);
 	_cleanup_free_ char *log = xasprintf("%s/qemu.log", st->state_dir);
 	_cleanup_close_ int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	_cleanup_close_ int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -178,13 +197,15 @@ static int start_qemu(struct vm_state *st, struct warden_error **err)
 		return warden_error_set(err, errno, "opening %s", log);
 	}
 	struct warden_exec x = {
-	    .argv = argv, .workdir = st->state_dir, .stdio = {null, logfd, logfd}};
+	    .argv = argv, .workdir = STATE_INSIDE, .stdio = {null, logfd, logfd}};
 	int r = warden_sandbox_exec(st->qsb, QEMU_EXEC_ID, &x, err);
 	strv_free(argv);
 	return r;
 }
 
 /* ---- connecting -------------------------------------------------------------------- */
+
+static bool qemu_ended(struct vm_state *st);
 
 /* QEMU ended before the guest was up: its own log says why. */
 static int qemu_gone(struct vm_state *st, const char *what, struct warden_error **err)
@@ -201,7 +222,16 @@ static int qemu_gone(struct vm_state *st, const char *what, struct warden_error 
 	return warden_error_set(err, 0, "%s: QEMU ended%s%s", what, *tail ? ": " : "", tail);
 }
 
-/* Whether QEMU (or its sandbox) ended, from the namespace sandbox's events. */
+/* Whether QEMU (or its sandbox) ended, from the namespace sandbox's events; waits up to
+ * wait_ms for them. */
+static bool qemu_ended_within(struct vm_state *st, int wait_ms)
+{
+	struct pollfd p[2] = {{.fd = st->qsb->fds[0], .events = POLLIN},
+	                      {.fd = st->qsb->fds[1], .events = POLLIN}};
+	(void)poll(p, 2, wait_ms);
+	return qemu_ended(st);
+}
+
 static bool qemu_ended(struct vm_state *st)
 {
 	struct warden_event ev;
@@ -235,13 +265,30 @@ static int accept_one(struct vm_state *st, int lfd, const char *what, struct war
 	}
 }
 
-static int connect_guest(struct vm_state *st, int agent_l, int qmp_l, struct warden_error **err)
+/* A restored guest shares its kernel's random state with every guest restored from the
+ * same snapshot: fresh entropy goes in first, credited and followed by a reseed (the
+ * agent does both for this file). */
+static void reseed_guest(struct vm_state *st)
+{
+	uint8_t buf[sizeof("/dev/urandom") + 5 + 64];
+	memcpy(buf,
+	       "/dev/urandom\0"
+	       "0666",
+	       sizeof("/dev/urandom") + 5);
+	if (getrandom(buf + sizeof("/dev/urandom") + 5, 64, 0) == 64)
+		vm_relay_send(st, FRAME_FILE, 0, buf, sizeof(buf));
+}
+
+/* QEMU connects, then the guest either boots to READY or is restored from snap. A guest
+ * booted cold is saved to snap (when there is one to make) before it does anything. */
+static int connect_guest(struct vm_state *st, int agent_l, int qmp_l, const char *snap,
+                         bool restore, struct warden_error **err)
 {
 	if ((st->agent = accept_one(st, agent_l, "the guest agent's port", err)) < 0 ||
 	    (st->qmp = accept_one(st, qmp_l, "QMP", err)) < 0)
 		return -1;
 	if (vm_qmp_handshake(st->qmp, CONNECT_TIMEOUT, err) < 0) {
-		if (!qemu_ended(st))
+		if (!qemu_ended_within(st, 2000))
 			return -1;
 		if (err) {
 			warden_error_free(*err);
@@ -249,11 +296,23 @@ static int connect_guest(struct vm_state *st, int agent_l, int qmp_l, struct war
 		}
 		return qemu_gone(st, "starting QEMU", err);
 	}
+	if (restore) {
+		if (vm_snapshot_restore(st, snap, err) < 0) {
+			unlink(snap); /* the next start boots cold and saves anew */
+			return -1;
+		}
+		reseed_guest(st);
+		return 0;
+	}
 	if (vm_relay_wait_ready(st, boot_timeout_ms(&st->assets), err) < 0) {
 		if (qemu_ended(st))
 			return qemu_gone(st, "booting the guest", err);
 		return -1;
 	}
+	_cleanup_error_ struct warden_error *e = NULL;
+	if (snap && vm_snapshot_save(st, snap, &e) < 0)
+		strv_push_take(&st->sb->warnings,
+		               xasprintf("isolation vm: %s", warden_error_text(e)));
 	return 0;
 }
 
@@ -343,7 +402,10 @@ static int vm_start(struct warden_sandbox *sb, const struct warden_process *proc
 	if (pipe2(st->ev, O_CLOEXEC | O_NONBLOCK) < 0 ||
 	    (st->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		return warden_error_set(err, errno, "pipe");
-	if (start_qemu(st, err) < 0 || connect_guest(st, agent_l, qmp_l, err) < 0)
+	_cleanup_free_ char *snap = vm_snapshot_path(st);
+	bool restore = snap && access(snap, R_OK) == 0;
+	if (start_qemu(st, restore, err) < 0 ||
+	    connect_guest(st, agent_l, qmp_l, snap, restore, err) < 0)
 		return -1;
 	send_file(st, "/etc/passwd", plan->passwd);
 	send_file(st, "/etc/group", plan->group);

@@ -63,22 +63,22 @@ char **vm_qemu_argv(const struct vm_launch *l)
 	strv_push(&a, "-sandbox");
 	strv_push(&a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
 	strv_push(&a, "-kernel");
-	strv_push(&a, as->kernel);
+	strv_push(&a, l->kernel);
 	strv_push(&a, "-initrd");
-	strv_push(&a, as->initrd);
+	strv_push(&a, l->initrd);
 	strv_push(&a, "-append");
 	strv_push_take(&a, kernel_cmdline(l));
 	strv_push(&a, "-serial");
 	strv_push_take(&a, xasprintf("file:%s/console.log", l->state_dir));
 	/* Disks are found by serial in the guest: virtio-mmio slots do not keep the order. */
 	strv_push(&a, "-drive");
-	strv_push_take(&a, xasprintf("id=root,file=%s,format=raw,if=none,readonly=on", as->rootfs));
+	strv_push_take(&a, xasprintf("id=root,file=%s,format=raw,if=none,readonly=on", l->rootfs));
 	strv_push(&a, "-device");
 	strv_push(&a, "virtio-blk-device,drive=root,serial=root");
 	for (size_t i = 0; i < l->n_volumes; i++) {
 		strv_push(&a, "-drive");
-		strv_push_take(&a, xasprintf("id=vol%zu,file=%s,format=raw,if=none%s", i,
-		                             l->volumes[i].image,
+		strv_push_take(&a, xasprintf("id=vol%zu,file=%s/%s,format=raw,if=none%s", i,
+		                             l->state_dir, strrchr(l->volumes[i].image, '/') + 1,
 		                             l->volumes[i].rw ? "" : ",readonly=on"));
 		strv_push(&a, "-device");
 		strv_push_take(&a, xasprintf("virtio-blk-device,drive=vol%zu,serial=vol%zu", i, i));
@@ -96,8 +96,10 @@ char **vm_qemu_argv(const struct vm_launch *l)
 	strv_push(&a, "-mon");
 	strv_push(&a, "chardev=qmp,mode=control");
 	if (l->incoming) {
+		/* The saved state arrives later, as a descriptor passed over QMP
+		 * (snapshot.c): QEMU itself opens no file and spawns nothing for it. */
 		strv_push(&a, "-incoming");
-		strv_push_take(&a, xasprintf("file:%s", l->incoming));
+		strv_push(&a, "defer");
 	}
 	return a.v;
 }
@@ -155,12 +157,11 @@ int vm_qmp_handshake(int fd, int timeout_ms, struct warden_error **err)
 	json_decref(greeting);
 	if (!ok)
 		return warden_error_set(err, EBADMSG, "QMP: no greeting");
-	return vm_qmp_command(fd, "qmp_capabilities", NULL, timeout_ms, NULL, NULL, err);
+	return vm_qmp_call(fd, "qmp_capabilities", NULL, -1, timeout_ms, NULL, err);
 }
 
-int vm_qmp_command(int fd, const char *cmd, void *args, int timeout_ms,
-                   void (*on_event)(const char *name, const char *reason, void *ctx), void *ctx,
-                   struct warden_error **err)
+int vm_qmp_call(int fd, const char *cmd, void *args, int send_fd, int timeout_ms, void **ret,
+                struct warden_error **err)
 {
 	json_t *req = json_pack("{s:s}", "execute", cmd);
 	if (args)
@@ -168,7 +169,7 @@ int vm_qmp_command(int fd, const char *cmd, void *args, int timeout_ms,
 	char *text = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	size_t len = strlen(text);
-	ssize_t w = write(fd, text, len);
+	ssize_t w = send_with_fds(fd, text, len, &send_fd, send_fd >= 0 ? 1 : 0, 0);
 	free(text);
 	if (w != (ssize_t)len)
 		return warden_error_set(err, errno, "QMP %s", cmd);
@@ -176,12 +177,8 @@ int vm_qmp_command(int fd, const char *cmd, void *args, int timeout_ms,
 		json_t *m = read_msg(fd, timeout_ms, err);
 		if (!m)
 			return warden_error_wrap(err, "QMP %s", cmd);
-		json_t *ev = json_object_get(m, "event");
-		if (json_is_string(ev)) {
-			json_t *reason = json_object_get(json_object_get(m, "data"), "reason");
-			if (on_event)
-				on_event(json_string_value(ev), json_string_value(reason), ctx);
-			json_decref(m);
+		if (json_is_string(json_object_get(m, "event"))) {
+			json_decref(m); /* what an event says matters once the guest runs */
 			continue;
 		}
 		json_t *error = json_object_get(m, "error");
@@ -189,6 +186,8 @@ int vm_qmp_command(int fd, const char *cmd, void *args, int timeout_ms,
 		if (error)
 			r = warden_error_set(err, 0, "QMP %s: %s", cmd,
 			                     json_string_value(json_object_get(error, "desc")));
+		else if (ret)
+			*ret = json_incref(json_object_get(m, "return"));
 		json_decref(m);
 		return r;
 	}

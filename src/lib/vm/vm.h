@@ -70,25 +70,28 @@ void vm_volumes_free(struct vm_volume *v, size_t n);
 
 /* ---- qemu.c ------------------------------------------------------------------------ */
 
+/* Paths are as QEMU sees them in its sandbox (backend.c binds them there). */
 struct vm_launch {
 	const struct vm_assets *assets;
-	const char *state_dir; /* agent.sock, qmp.sock, console.log live here */
+	const char *kernel, *initrd, *rootfs;
+	const char *state_dir; /* agent.sock, qmp.sock, console.log, volume images */
 	uint64_t memory;       /* guest RAM, bytes */
 	uint64_t tmp_size;     /* the guest's writable layer */
 	const struct vm_volume *volumes;
 	size_t n_volumes;
-	const char *incoming; /* a saved state to start from, or NULL */
+	bool incoming; /* start paused, waiting for a saved state (snapshot.c) */
 };
 
 /* QEMU's argv (NULL-terminated; free with strv_free()). */
 char **vm_qemu_argv(const struct vm_launch *l);
 /* The QMP handshake on a connected socket: greeting, qmp_capabilities. */
 int vm_qmp_handshake(int fd, int timeout_ms, struct warden_error **err);
-/* Run one QMP command (arguments may be NULL; taken) and wait for its answer, skipping
- * events (each passed to on_event when not NULL). */
-int vm_qmp_command(int fd, const char *cmd, void *args, int timeout_ms,
-                   void (*on_event)(const char *name, const char *reason, void *ctx), void *ctx,
-                   struct warden_error **err);
+/* Run one QMP command (args: a json_t object or NULL, taken; send_fd: a descriptor to
+ * pass with it (SCM_RIGHTS, for getfd) or -1) and wait for its answer, skipping events.
+ * *ret (when ret is not NULL) gets the answer's "return" value (a json_t, caller
+ * decrefs). */
+int vm_qmp_call(int fd, const char *cmd, void *args, int send_fd, int timeout_ms, void **ret,
+                struct warden_error **err);
 /* Read one QMP message if one is ready; for an event, *ret_name and *ret_reason (caller
  * frees; reason may be NULL). Returns 1 for an event, 0 for nothing (or a non-event),
  * -1 at end of stream. */
@@ -152,3 +155,13 @@ void vm_relay_stop(struct vm_state *st);
 /* What the guest's console says last about why it stopped ("Kernel panic - ..."), in
  * buf; "" when nothing. */
 void vm_console_tail(const struct vm_state *st, char *buf, size_t len);
+
+/* ---- snapshot.c -------------------------------------------------------------------- */
+
+/* Where this sandbox's guest is (or would be) saved, or NULL where none may be used
+ * (volumes; WARDEN_VM_SNAPSHOT=0). Caller frees. */
+char *vm_snapshot_path(const struct vm_state *st);
+/* Save the running, idle guest to path (it goes on running). */
+int vm_snapshot_save(struct vm_state *st, const char *path, struct warden_error **err);
+/* Load path into a QEMU started with incoming set, and let it run. */
+int vm_snapshot_restore(struct vm_state *st, const char *path, struct warden_error **err);
