@@ -2,7 +2,7 @@
 """warden's benchmarks against bubblewrap, runc and firejail, measured in one run.
 
 usage: bench/run.py [--build DIR] [--quick] [--audit-only] [--telemetry-only] [--net-only]
-       [--daemon-only]
+       [--daemon-only] [--vm-only]
        [--seed S] [--out FILE]
        (--help: the rest)
 
@@ -30,6 +30,10 @@ What it measures (docs/benchmarks.md says why and how to read the results):
                idle sandboxes and the host memory each costs; 50 clients for 2 minutes,
                then again with wardend killed (SIGKILL) and restarted midway
                (bench/daemon.py). --daemon-only measures just this.
+  vm backend   cold `warden run --isolation vm -- /bin/true` against a stock QEMU+kernel
+               boot measured alongside, the same from a saved guest (snapshot), time to
+               a ready guest, host memory per idle guest (bench/vm.py). --vm-only
+               measures just this.
 
 The contenders are interleaved in rounds, in a shuffled order each round, so that the
 machine's drift (other load, frequency, caches) hits all of them alike. Only Debian's
@@ -51,6 +55,7 @@ import time
 
 import daemon
 import net
+import vm
 from common import Looper, percentile, take_turns
 
 
@@ -1198,6 +1203,10 @@ def main():
                     help="how long the clients run (twice: plain, and wardend restarted)")
     ap.add_argument("--daemon-only", action="store_true",
                     help="measure only the daemon (wardend)")
+    ap.add_argument("--vm-rounds", type=int, default=7,
+                    help="interleaved rounds of vm baseline, cold and snapshot starts")
+    ap.add_argument("--vm-only", action="store_true",
+                    help="measure only the vm backend")
     ap.add_argument("--quick", action="store_true", help="a short run, to check the setup")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--out", default=None, help="JSON results (default BUILD/bench-results.json)")
@@ -1210,6 +1219,7 @@ def main():
             64 << 20, 2, 40, 2
         args.daemon_trips, args.daemon_idle, args.daemon_clients, args.daemon_seconds = \
             20, 50, 8, 10
+        args.vm_rounds = 2
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1 << 30)
     rng = random.Random(args.seed)
@@ -1267,6 +1277,22 @@ def main():
             json.dump(res, f, indent=1)
             f.write("\n")
         print("\n".join(sandbox_telemetry_report(stel) + [""] + telemetry_report(tel)))
+        for k, t in res["targets"].items():
+            print(f"  {k:<28} {t['value']:>10.3f}  target {t['target']:<14} {verdict(t['met'])}")
+        print(f"\nresults: {out}")
+        return
+    if args.vm_only:
+        v = vm.measure_vm(warden, bench_dir, args.vm_rounds, rng, progress)
+        res = {"started": started, "elapsed_s": round(time.monotonic() - t0, 1),
+               "command": "bench/run.py --vm-only", "machine": info,
+               "parameters": {"vm_rounds": args.vm_rounds, "seed": args.seed},
+               "loadavg_start": load0, "loadavg_end": loadavg(), "vm": v,
+               "targets": vm.vm_targets(v)}
+        out = args.out or os.path.join(build, "bench-vm-results.json")
+        with open(out, "w") as f:
+            json.dump(res, f, indent=1)
+            f.write("\n")
+        print("\n".join(vm.vm_report(v)))
         for k, t in res["targets"].items():
             print(f"  {k:<28} {t['value']:>10.3f}  target {t['target']:<14} {verdict(t['met'])}")
         print(f"\nresults: {out}")
@@ -1332,15 +1358,19 @@ def main():
                                   args.c_chunk, args.tel_make_rounds, rng, progress)
     network = measure_network(args, warden, bench_dir, rng, progress)
     daemon_res = measure_daemon(args, build, warden, progress)
+    vm_res = vm.measure_vm(warden, bench_dir, args.vm_rounds, rng, progress)
 
     res = build_results(args, info, cs, memory, slowdown, breakdown, audit, started,
                         time.monotonic() - t0, load0, telemetry, sandbox_tel, network,
                         daemon_res)
+    res["vm"] = vm_res
+    res.setdefault("targets", {}).update(vm.vm_targets(vm_res))
     out = args.out or os.path.join(build, "bench-results.json")
     with open(out, "w") as f:
         json.dump(res, f, indent=1)
         f.write("\n")
     print_report(res)
+    print("\n" + "\n".join(vm.vm_report(vm_res)))
     print(f"\nresults: {out}")
 
 

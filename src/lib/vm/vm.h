@@ -158,8 +158,9 @@ void vm_console_tail(const struct vm_state *st, char *buf, size_t len);
 
 /* ---- snapshot.c -------------------------------------------------------------------- */
 
-/* Where this sandbox's guest is (or would be) saved, or NULL where none may be used
- * (volumes; WARDEN_VM_SNAPSHOT=0). Caller frees. */
+/* Where this sandbox's guest is (or would be) saved, or NULL where none is used:
+ * volumes, WARDEN_VM_SNAPSHOT=0, or guest RAM over 512 MiB without
+ * WARDEN_VM_SNAPSHOT=1. Caller frees. */
 char *vm_snapshot_path(const struct vm_state *st);
 /* Save the running, idle guest to path (it goes on running). */
 int vm_snapshot_save(struct vm_state *st, const char *path, struct warden_error **err);
