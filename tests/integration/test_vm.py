@@ -20,7 +20,7 @@ pytestmark = pytest.mark.vm
 KERNEL_DIR = os.environ.get("WARDEN_VM_DIR", "/var/cache/warden/vm")
 BUSYBOX = shutil.which("busybox")
 APPLETS = ["sh", "echo", "cat", "ls", "id", "pwd", "sleep", "true", "false", "mkdir", "rm",
-           "kill", "head", "dd", "grep", "wc", "stat", "env", "touch"]
+           "kill", "head", "dd", "grep", "wc", "stat", "env", "touch", "poweroff", "sha256sum"]
 
 
 def _missing():
@@ -211,6 +211,39 @@ def test_host_files_others_cannot_read_stay_out_of_the_image(root_runner, warden
                          f"{BUSYBOX} cat /etc/shadow"], timeout=300)
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "can't open '/etc/shadow': No such file" in r.stderr
+
+
+def test_guest_root_cannot_write_the_shared_root_image(root_runner, warden, rootfs, shared_tmp):
+    # The root image is shared by every sandbox made from it. Writing over an image's
+    # blocks works outside (on a copy), and inside not even the guest's root gets to:
+    # QEMU exposes the disk read-only.
+    cache = tempfile.mkdtemp(prefix="warden-vm-cache-", dir="/var/tmp")
+    env = {"WARDEN_VM_CACHE": cache}
+    try:
+        assert vm(root_runner, warden, rootfs, "true", env=env).returncode == 0
+        image = [os.path.join(cache, f) for f in os.listdir(cache) if f.startswith("root-")][0]
+        copy = os.path.join(shared_tmp, "copy.ext4")
+        shutil.copy(image, copy)
+        out = root_runner.run(["dd", "if=/dev/zero", f"of={copy}", "bs=4096", "count=16",
+                               "conv=notrunc"])
+        assert out.returncode == 0, out.stderr
+        before = subprocess.run(["sha256sum", image], capture_output=True, text=True).stdout
+        r = vm(root_runner, warden, rootfs, "sh", "-c",
+               "for d in /sys/block/vd*; do [ \"$(cat $d/serial)\" = root ] && "
+               "dd if=/dev/zero of=/dev/${d##*/} bs=4096 count=16 conv=notrunc; done",
+               opts=["--user", "root"], env=env)
+        assert r.returncode != 0
+        assert "Operation not permitted" in r.stderr or "Read-only" in r.stderr, r.stderr
+        after = subprocess.run(["sha256sum", image], capture_output=True, text=True).stdout
+        assert before == after
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def test_guest_poweroff_ends_only_the_sandbox(root_runner, warden, rootfs):
+    r = vm(root_runner, warden, rootfs, "poweroff", "-f", opts=["--user", "root"])
+    assert r.returncode == 125
+    assert "the guest stopped before the command ended: the guest powered off" in r.stderr
 
 
 def test_guest_panic_ends_the_sandbox(root_runner, warden, rootfs):
