@@ -478,6 +478,8 @@ static int vm_exec(struct warden_sandbox *sb, uint32_t id, const struct warden_e
                    struct warden_error **err)
 {
 	struct vm_state *st = sb->priv;
+	if (__atomic_load_n(&st->ended, __ATOMIC_ACQUIRE))
+		return warden_error_set(err, EPIPE, "the sandbox has ended");
 	if (id == UINT32_MAX)
 		return warden_error_set(err, EINVAL, "request id out of range");
 	if (add_route(st, id + 1, x->stdio, err) < 0)

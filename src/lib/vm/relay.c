@@ -88,7 +88,7 @@ static void end(struct vm_state *st, enum warden_event_kind kind, int code, int 
 	va_end(ap);
 	if (st->ended)
 		return;
-	st->ended = true;
+	__atomic_store_n(&st->ended, true, __ATOMIC_RELEASE); /* vm_exec() reads it */
 	ev.exec = kind == WARDEN_EVENT_FAILED && errnum != 0;
 	push(st, &ev);
 	if (kind == WARDEN_EVENT_FAILED)
