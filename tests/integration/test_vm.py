@@ -219,6 +219,10 @@ def test_guest_root_cannot_write_the_shared_root_image(root_runner, warden, root
     # QEMU exposes the disk read-only.
     cache = tempfile.mkdtemp(prefix="warden-vm-cache-", dir="/var/tmp")
     env = {"WARDEN_VM_CACHE": cache}
+    # A root of its own, so that its image is built in this cache, not found in another.
+    rootfs = shutil.copytree(rootfs, os.path.join(shared_tmp, "root"), symlinks=True)
+    with open(os.path.join(rootfs, "etc/hostname"), "w") as f:
+        f.write(f"{shared_tmp}\n")  # an entry no other root has: a key of its own
     try:
         assert vm(root_runner, warden, rootfs, "true", env=env).returncode == 0
         image = [os.path.join(cache, f) for f in os.listdir(cache) if f.startswith("root-")][0]
