@@ -274,10 +274,12 @@ static void drain_telemetry(struct warden_supervisor *sv)
 }
 
 /* The counters (two map reads of several KiB: on the sampling tick and at the end, not on
- * every wake-up of the ring). */
-static void read_counts(struct warden_supervisor *sv)
+ * every wake-up of the ring). live: with the system call counts of the live tasks too (a
+ * read per thread), for a reading somebody asked for; the tick needs only the refusals
+ * and drops, which are kept per sandbox. */
+static void read_counts(struct warden_supervisor *sv, bool live)
 {
-	if (sv->tel && warden_telemetry_counts(sv->tel, &sv->counts, NULL) == 0) {
+	if (sv->tel && warden_telemetry_counts(sv->tel, live, &sv->counts, NULL) == 0) {
 		sv->have_counts = true;
 		if (sv->counts.drops > sv->reported_drops) {
 			/* Lost events are counted and said, never silently missing. */
@@ -345,7 +347,7 @@ static void sample(struct warden_supervisor *sv, bool tick)
 {
 	struct warden_guard_hit hits[MAX_HITS];
 	(void)warden_sandbox_sample(sv->sb, &sv->last);
-	read_counts(sv);
+	read_counts(sv, false);
 	struct warden_guard_sample g = {
 	    .memory_peak = sv->last.memory_peak,
 	    .has_memory = sv->last.has_memory,
@@ -391,7 +393,7 @@ static int start_timer(struct warden_supervisor *sv)
 static json_t *stats_json(struct warden_supervisor *sv)
 {
 	(void)warden_sandbox_sample(sv->sb, &sv->last);
-	read_counts(sv);
+	read_counts(sv, true);
 	json_t *o = sample_fields(json_pack("{s:s, s:s, s:b}", "sandbox", sv->sb->id, "policy",
 	                                    sv->plan->policy->name, "frozen", sv->frozen),
 	                          &sv->last);
@@ -719,7 +721,7 @@ static void finish(struct warden_supervisor *sv)
 	warden_netserve_stop(sv->net, on_net_item, sv);
 	sv->net = NULL;
 	drain_telemetry(sv);
-	read_counts(sv);
+	read_counts(sv, true);
 	(void)warden_sandbox_sample(sv->sb, &sv->last);
 	const struct warden_supervisor_result *r = &sv->result;
 	json_t *ev = sample_fields(warden_event_new(sv->sb->id, "sandbox.end", 0), &sv->last);

@@ -185,7 +185,8 @@ def test_metrics_of_a_running_sandbox(root_runner, warden):
         out = ""
         for _ in range(100):
             out = root_runner.run([warden, "metrics"]).stdout
-            if "warden_sandbox_pids{" in out:
+            # other sandboxes of the host may be listed too: wait for this one's
+            if 'policy="default"' in out:
                 break
             time.sleep(0.05)
         assert "# TYPE warden_sandbox_memory_bytes gauge" in out
