@@ -196,3 +196,21 @@ def test_metrics_of_a_running_sandbox(root_runner, warden):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_supervisor_runs_ahead_of_its_sandbox(root_runner, warden):
+    """The supervisor (the `warden run` process) drains events and acts on guardrails at a
+    priority 5 nice levels above the caller's; the sandbox keeps the caller's."""
+    def nice_of(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[16])
+    proc = subprocess.Popen(["nice", "-n", "3", warden, "run", "-q", "--", "sh", "-c",
+                             "cut -d' ' -f19 /proc/1/stat /proc/self/stat; sleep 5"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        inside = [int(proc.stdout.readline()) for _ in range(2)]
+        assert inside == [3, 3]
+        assert nice_of(proc.pid) == -2
+    finally:
+        proc.kill()
+        proc.wait()

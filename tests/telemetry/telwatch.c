@@ -684,6 +684,8 @@ static int watch_cmd(struct opts *o, char **argv)
 	if (pid < 0)
 		die("fork: %m");
 	close(go[0]);
+	/* Like warden's supervisor: the drainer runs ahead of what it watches. */
+	(void)setpriority(PRIO_PROCESS, 0, -5);
 	if (!o->outside)
 		join(group, pid);
 	if (o->memory) {
