@@ -135,7 +135,7 @@ static int choose(struct warden_plan *plan, json_t *gpus, const char *spec,
 	if (!found) {
 		_cleanup_free_ char *known = known_gpus(gpus);
 		return warden_error_set(
-		    err, ENODEV, "gpu.devices: no GPU \"%s\" on this host (GPUs: %s)", spec, known);
+		    err, 0, "gpu.devices: no GPU \"%s\" on this host (GPUs: %s)", spec, known);
 	}
 	return 0;
 }
@@ -243,7 +243,7 @@ int warden_gpu_plan(struct warden_plan *plan, struct warden_error **err)
 	const struct warden_gpu *g = &plan->policy->gpu;
 	const char *why = NULL;
 	if (!warden_gpu_driver_present(&why))
-		return warden_error_set(err, ENODEV, "gpu: %s", why);
+		return warden_error_set(err, 0, "gpu: %s", why);
 	json_auto_t *inv = NULL;
 	char *args[] = {"list", NULL};
 	if (warden_gpu_helper_run(args, &inv, err) < 0)
