@@ -42,6 +42,7 @@ struct warden_supervisor {
 	struct warden_guard_engine guard;
 	struct warden_guards rules;     /* the policy's guardrails, plus gpu.memory's */
 	struct warden_gpu_session *gpu; /* granted GPUs, or NULL */
+	json_t *gpu_latest;             /* the latest sample of each GPU, by UUID */
 	int timer_fd;
 	int control_fd;
 	char *control_path;
@@ -347,20 +348,33 @@ static json_t *sample_fields(json_t *ev, const struct warden_sample *s)
 	return ev;
 }
 
-/* What the GPU watcher reported: samples become "gpu.sample" events, device errors (Xid)
- * "gpu.xid" events and audit records. */
-static void gpu_poll(struct warden_supervisor *sv, struct warden_guard_sample *g)
+/* What the GPU watcher reported: device errors (Xid) become "gpu.xid" events and audit
+ * records at once; on event ticks the latest sample of each GPU a "gpu.sample" event. */
+static void gpu_poll(struct warden_supervisor *sv, struct warden_guard_sample *g, bool event_tick)
 {
 	size_t i;
 	json_t *item;
 	json_t *items = warden_gpu_session_poll(sv->gpu, &g->gpu_memory, &g->has_gpu_memory);
+	if (!sv->gpu_latest)
+		sv->gpu_latest = json_object();
 	json_array_foreach(items, i, item)
 	{
-		bool xid = json_object_get(item, "xid") != NULL;
-		json_t *ev = warden_event_new(sv->sb->id, xid ? "gpu.xid" : "gpu.sample", 0);
+		const char *uuid = json_string_value(json_object_get(item, "uuid"));
+		if (json_object_get(item, "xid") == NULL) {
+			if (uuid)
+				json_object_set(sv->gpu_latest, uuid, item);
+			continue;
+		}
+		json_t *ev = warden_event_new(sv->sb->id, "gpu.xid", 0);
 		json_object_update(ev, item);
-		if (xid)
-			audit(sv, "gpu.xid", json_deep_copy(item));
+		audit(sv, "gpu.xid", json_deep_copy(item));
+		emit(sv, ev);
+	}
+	const char *uuid;
+	json_object_foreach(event_tick ? sv->gpu_latest : NULL, uuid, item)
+	{
+		json_t *ev = warden_event_new(sv->sb->id, "gpu.sample", 0);
+		json_object_update(ev, item);
 		emit(sv, ev);
 	}
 	json_decref(items);
@@ -382,7 +396,7 @@ static void sample(struct warden_supervisor *sv, bool tick)
 	    .has_refused = sv->have_counts,
 	    .wall_ms = (now_ns(CLOCK_MONOTONIC) - sv->start_ns) / 1000000,
 	};
-	gpu_poll(sv, &g);
+	gpu_poll(sv, &g, tick && (sv->sample_ticks + 1) % sv->ticks_per_event == 0);
 	act(sv, hits, warden_guard_on_sample(&sv->guard, &g, hits, MAX_HITS));
 	if (tick && ++sv->sample_ticks % sv->ticks_per_event == 0)
 		emit(sv, sample_fields(warden_event_new(sv->sb->id, "sample", 0), &sv->last));
@@ -1074,6 +1088,7 @@ void warden_supervisor_free(struct warden_supervisor *sv)
 		close(sv->timer_fd);
 	warden_guard_free(&sv->guard);
 	warden_guards_clear(&sv->rules);
+	json_decref(sv->gpu_latest);
 	strv_clear(&sv->sources_off);
 	free(sv);
 }

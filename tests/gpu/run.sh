@@ -12,7 +12,8 @@
 #   2. a CUDA program (PTX vector add) inside a sandbox granted GPU 0, its grant and the
 #      scrub at its end as the audit log recorded them
 #   3. nvidia-smi inside; no NVIDIA node inside a sandbox without a grant
-#   4. NVML numbers attributed to the sandbox (a process holding 1 GiB)
+#   4. NVML numbers attributed to the sandbox: it holds 1 GiB while a process on the host
+#      (outside any sandbox) holds 512 MiB of the same GPU; only the first may count
 #   5. exclusive grants: a second sandbox asking for the same GPU is refused as busy; a GPU
 #      that does not exist is refused with the list of those that do
 #   6. the gpu.memory guardrail ends a sandbox that goes over
@@ -103,7 +104,10 @@ step nodes_gpu 60 "${RUN[@]}" --gpu 0 -- sh -c 'ls /dev | grep nvidia | tr "\n" 
 md "- NVIDIA nodes inside a sandbox granted GPU 0: \`$(cat "$WORK/nodes_gpu.out")\`"
 
 # ---- 4. NVML attribution, 5. exclusive grants ------------------------------------------------
-log "== nvml: a sandbox holding 1 GiB for 8 s, its events in $WORK/events.jsonl"
+log "== nvml: a host process holding 512 MiB, a sandbox holding 1 GiB for 8 s, its events in $WORK/events.jsonl"
+"$CUDATEST" --hold 512 9 >"$WORK/host_hold.out" 2>&1 &
+HOST_HOLD=$!
+sleep 2
 "${RUN[@]}" --gpu 0 --events "$WORK/events.jsonl" -- /opt/warden-test/cudatest --hold 1024 8 >"$WORK/hold.out" 2>&1 &
 HOLD=$!
 sleep 4
@@ -112,6 +116,7 @@ md "- a second sandbox asking for GPU 0 while the first holds it: exit $RC, \`$(
 step smi_apps 30 nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader
 wait $HOLD
 HOLD_RC=$?
+wait $HOST_HOLD
 cat "$WORK/hold.out" "$WORK/events.jsonl" >>"$LOG" 2>/dev/null
 python3 - "$WORK/events.jsonl" >"$WORK/nvml.txt" <<'EOF'
 import json, sys
@@ -122,7 +127,7 @@ for line in open(sys.argv[1]):
         best = e
 print(json.dumps(best) if best else "no gpu.sample event")
 EOF
-md "- NVML attribution: sandbox holding 1 GiB (exit $HOLD_RC); largest gpu.sample event: \`$(cat "$WORK/nvml.txt")\`; nvidia-smi meanwhile: \`$(tr '\n' ';' <"$WORK/smi_apps.out")\`"
+md "- NVML attribution: sandbox holding 1 GiB (exit $HOLD_RC) beside a host process holding 512 MiB ($(tail -n 1 "$WORK/host_hold.out")); largest gpu.sample event: \`$(cat "$WORK/nvml.txt")\`; nvidia-smi meanwhile: \`$(tr '\n' ';' <"$WORK/smi_apps.out")\`"
 step missing 30 "${RUN[@]}" --gpu 63 -- true
 md "- a GPU that does not exist (\`--gpu 63\`): exit $RC, \`$(tail -n 1 "$WORK/missing.out")\`"
 

@@ -131,13 +131,15 @@ void cuda_free_all(struct cuda *c, struct cuda_chunks *ch);
 
 struct scrub_result {
 	uint64_t bytes, chunks, free_before, total;
+	uint64_t foreign; /* live compute processes of others on the device meanwhile */
 	double seconds, memset_seconds; /* whole scrub; the memsets alone */
 	bool verified;
 	uint64_t samples;
 };
 /* Zero all free memory of the device uuid and verify samples of each chunk read back
- * zero. Waits (up to wait_ms) until NVML lists no compute process on it first. */
-int gpu_scrub(const char *uuid, unsigned wait_ms, struct scrub_result *ret,
+ * zero. Waits (up to wait_ms) until NVML lists no compute process of sandbox id (NULL:
+ * none that has exited) on it first. */
+int gpu_scrub(const char *uuid, const char *id, unsigned wait_ms, struct scrub_result *ret,
               struct warden_error **err);
 /* cuMemsetD8 bandwidth on one buffer of `bytes`, in GiB/s. */
 int gpu_memset_bandwidth(const char *uuid, uint64_t bytes, double *ret_gib_s,

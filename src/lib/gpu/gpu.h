@@ -45,7 +45,8 @@ int warden_gpu_helper_run(char *const *args, json_t **ret, struct warden_error *
 int warden_gpu_helper_spawn(char *const *args, int *ret_fd, pid_t *ret_pid,
                             struct warden_error **err);
 
-/* Whether an NVIDIA driver is present (its control node); *ret_why says what is missing. */
+/* Whether an NVIDIA driver looks present (its control node exists); *ret_why says what
+ * is missing. */
 bool warden_gpu_driver_present(const char **ret_why);
 
 /* ---- the grant (grant.c) --------------------------------------------------------------- */

@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -34,12 +35,10 @@ char *warden_gpu_helper_path(void)
 bool warden_gpu_driver_present(const char **ret_why)
 {
 	struct stat st;
+	/* The quick answer for the common case; a stale node without the driver loaded is
+	 * left to NVML, whose initialisation then says so. */
 	if (stat("/dev/nvidiactl", &st) < 0 || !S_ISCHR(st.st_mode)) {
 		*ret_why = "no NVIDIA driver on this host (/dev/nvidiactl is missing)";
-		return false;
-	}
-	if (access("/proc/driver/nvidia/version", F_OK) < 0) {
-		*ret_why = "no NVIDIA driver on this host (/proc/driver/nvidia is missing)";
 		return false;
 	}
 	return true;
@@ -59,10 +58,21 @@ int warden_gpu_helper_spawn(char *const *args, int *ret_fd, pid_t *ret_pid,
 		return warden_error_set(err, errno, "pipe");
 	}
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
+	/* A supervisor blocks the signals it reads through a signalfd; the helper must not
+	 * inherit that mask (or handlers), or it could not be stopped. */
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	pid_t pid;
-	int r = posix_spawn(&pid, path, &fa, NULL, argv.v, environ);
+	int r = posix_spawn(&pid, path, &fa, &attr, argv.v, environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	strv_clear(&argv);
 	close(pipefd[1]);

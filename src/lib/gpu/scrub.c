@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "driver.h"
 
+#include <signal.h>
 #include <time.h>
 
 #define SAMPLES       16
@@ -26,10 +27,22 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A listed compute process that is the sandbox's: in its cgroup, or gone from /proc (a
+ * process that exited, whose context the driver has not torn down yet). */
+static bool is_ours(pid_t pid, const char *id)
+{
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return true;
+	return id && nvml_pid_in_sandbox(pid, id);
+}
+
 /* The sandbox's processes are gone, but the driver tears their contexts down on its own
- * time: wait until it lists no compute process on the device (an exclusive grant means no
- * one else should be there either). */
-static int wait_idle(const char *uuid, unsigned wait_ms, struct warden_error **err)
+ * time, and memory still held by a context is not free, so a scrub would miss it: wait
+ * until the driver lists no compute process of the sandbox (id; NULL: only exited ones).
+ * Other live processes on the device (a shared grant, the host's own) are counted in
+ * *ret_foreign and left alone: the scrub takes only free memory. */
+static int wait_idle(const char *uuid, const char *id, unsigned wait_ms, uint64_t *ret_foreign,
+                     struct warden_error **err)
 {
 	struct nvml n;
 	struct nvml_process procs[MAX_PROCESSES];
@@ -43,17 +56,27 @@ static int wait_idle(const char *uuid, unsigned wait_ms, struct warden_error **e
 		return -1;
 	}
 	double end = now_s() + wait_ms / 1000.0;
-	int count;
-	while ((count = nvml_processes(&n, d, procs, MAX_PROCESSES, err)) > 0 && now_s() < end)
+	int count, ours = 0;
+	pid_t first = 0;
+	for (;;) {
+		count = nvml_processes(&n, d, procs, MAX_PROCESSES, err);
+		ours = 0;
+		for (int i = 0; i < count; i++)
+			if (is_ours((pid_t)procs[i].pid, id) && !ours++)
+				first = (pid_t)procs[i].pid;
+		if (count < 0 || !ours || now_s() >= end)
+			break;
 		usleep(50000);
+	}
 	nvml_close(&n);
 	if (count < 0)
 		return -1;
-	if (count > 0)
+	if (ours)
 		return warden_error_set(err, EBUSY,
-		                        "%s: %d compute process(es) still on the device (pid %u): "
-		                        "not scrubbing under them",
-		                        uuid, count, procs[0].pid);
+		                        "%s: %d compute process(es) of the sandbox still on the "
+		                        "device after %u ms (pid %d)",
+		                        uuid, ours, wait_ms, (int)first);
+	*ret_foreign = (uint64_t)(count - ours);
 	return 0;
 }
 
@@ -87,14 +110,14 @@ static int verify(struct cuda *c, const struct cuda_chunks *ch, struct scrub_res
 	return 0;
 }
 
-int gpu_scrub(const char *uuid, unsigned wait_ms, struct scrub_result *ret,
+int gpu_scrub(const char *uuid, const char *id, unsigned wait_ms, struct scrub_result *ret,
               struct warden_error **err)
 {
 	struct cuda c;
 	struct cuda_chunks ch;
 	size_t free_b = 0, total = 0;
 	memset(ret, 0, sizeof(*ret));
-	if (wait_idle(uuid, wait_ms, err) < 0)
+	if (wait_idle(uuid, id, wait_ms, &ret->foreign, err) < 0)
 		return -1;
 	double t0 = now_s();
 	if (cuda_open(&c, uuid, err) < 0)

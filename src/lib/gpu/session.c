@@ -26,6 +26,7 @@ struct warden_gpu_session {
 	char buf[16384];
 	size_t len;
 	uint64_t memory; /* the sandbox's GPU memory in the last sample */
+	char id[17];     /* the sandbox's */
 	bool has_memory;
 };
 
@@ -92,6 +93,7 @@ void warden_gpu_session_started(struct warden_gpu_session *s, const char *id)
 {
 	if (!s)
 		return;
+	snprintf(s->id, sizeof(s->id), "%s", id);
 	for (size_t i = 0; i < s->plan->n_gpus; i++)
 		warden_gpu_lock_set_owner(&s->locks[i], id, true);
 	struct strv args = {0};
@@ -154,7 +156,7 @@ json_t *warden_gpu_session_poll(struct warden_gpu_session *s, uint64_t *ret_memo
 static void stop_watch(struct warden_gpu_session *s)
 {
 	if (s->watch_pid > 0) {
-		kill(s->watch_pid, SIGTERM);
+		kill(s->watch_pid, SIGKILL); /* it holds nothing that needs a clean exit */
 		while (waitpid(s->watch_pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
@@ -165,11 +167,11 @@ static void stop_watch(struct warden_gpu_session *s)
 }
 
 /* One device's scrub through the helper: the audit record's fields. */
-static json_t *scrub_one(const char *uuid, bool *ret_ok)
+static json_t *scrub_one(const char *uuid, const char *id, bool *ret_ok)
 {
 	json_t *res = NULL;
 	_cleanup_error_ struct warden_error *e = NULL;
-	char *args[] = {"scrub", (char *)uuid, NULL};
+	char *args[] = {"scrub", (char *)uuid, "--sandbox", (char *)id, NULL};
 	*ret_ok = warden_gpu_helper_run(args, &res, &e) == 0 &&
 	          json_is_true(json_object_get(res, "verified"));
 	if (!res)
@@ -204,7 +206,7 @@ json_t *warden_gpu_session_end(struct warden_gpu_session *s)
 			continue;
 		}
 		bool ok = false;
-		json_t *rec = scrub_one(uuid, &ok);
+		json_t *rec = scrub_one(uuid, s->id, &ok);
 		json_object_set_new(rec, "scrub", json_true());
 		json_array_append_new(records, rec);
 		warden_gpu_lock_release(l, ok);
