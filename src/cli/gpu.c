@@ -81,7 +81,7 @@ static int resolve(const char *spec, char *uuid, size_t len)
 
 static int print(json_t *j)
 {
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 	puts(s ? s : "{}");
 	free(s);
 	return 0;

@@ -42,7 +42,17 @@ step() {
 	cat "$WORK/$name.out" >>"$LOG"
 	log "-- $name: exit $RC"
 }
-json() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print($1)" 2>/dev/null; }
+# json EXPR <FILE: EXPR over d, the JSON document that FILE is or ends with.
+json() {
+	python3 -c "
+import json, sys
+t = sys.stdin.read().strip()
+try:
+    d = json.loads(t)
+except ValueError:
+    d = json.loads(t[t.index('{'):] if t.startswith('{') else t.splitlines()[-1])
+print($1)" 2>/dev/null
+}
 
 if [ ! -x "$BUILD/warden" ] || [ ! -x "$BUILD/warden-gpu" ] || [ ! -x "$BUILD/tests/cudatest" ]; then
 	log "building into $BUILD"
@@ -111,8 +121,6 @@ sleep 2
 "${RUN[@]}" --gpu 0 --events "$WORK/events.jsonl" -- /opt/warden-test/cudatest --hold 1024 8 >"$WORK/hold.out" 2>&1 &
 HOLD=$!
 sleep 4
-step busy 30 "${RUN[@]}" --gpu 0 -- true
-md "- a second sandbox asking for GPU 0 while the first holds it: exit $RC, \`$(tail -n 1 "$WORK/busy.out")\`"
 step smi_apps 30 nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader
 wait $HOLD
 HOLD_RC=$?
@@ -128,6 +136,12 @@ for line in open(sys.argv[1]):
 print(json.dumps(best) if best else "no gpu.sample event")
 EOF
 md "- NVML attribution: sandbox holding 1 GiB (exit $HOLD_RC) beside a host process holding 512 MiB ($(tail -n 1 "$WORK/host_hold.out")); largest gpu.sample event: \`$(cat "$WORK/nvml.txt")\`; nvidia-smi meanwhile: \`$(tr '\n' ';' <"$WORK/smi_apps.out")\`"
+"${RUN[@]}" --gpu 0 -- sleep 6 >"$WORK/holder.out" 2>&1 &
+HOLDER=$!
+sleep 3
+step busy 30 "${RUN[@]}" --gpu 0 -- true
+wait $HOLDER
+md "- a second sandbox asking for GPU 0 while a first one (sleep 6, exit $?) holds it: exit $RC, \`$(tail -n 1 "$WORK/busy.out")\`"
 step missing 30 "${RUN[@]}" --gpu 63 -- true
 md "- a GPU that does not exist (\`--gpu 63\`): exit $RC, \`$(tail -n 1 "$WORK/missing.out")\`"
 
@@ -138,7 +152,7 @@ md "- gpu.memory 512M, the program holds 1 GiB for 10 s: exit $RC, \`$(grep -m1 
 
 # ---- 7. bandwidth and scrub -------------------------------------------------------------------
 step bandwidth 120 "$W" gpu bandwidth 0
-BW=$(json 'd["memset_gib_s"]' < <(tr -d '\n' <"$WORK/bandwidth.out"; echo))
+BW=$(json 'd["memset_gib_s"]' <"$WORK/bandwidth.out")
 step scrub 300 "$W" gpu scrub 0 "${AUDIT[@]}"
 SCRUB=$(tr -d '\n ' <"$WORK/scrub.out")
 md "- cuMemsetD8 bandwidth (1 GiB buffer, 10 rounds): ${BW:-?} GiB/s"

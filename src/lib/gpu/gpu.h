@@ -38,7 +38,7 @@ enum {
 char *warden_gpu_helper_path(void);
 /* Run the helper with args (NULL-terminated, without argv[0]) and parse the last JSON
  * line it printed into *ret (caller decrefs). An exit status other than 0 becomes an
- * error carrying the helper's "error" text (errno ENODEV for WARDEN_GPU_ABSENT). */
+ * error carrying the helper's "error" text. */
 int warden_gpu_helper_run(char *const *args, json_t **ret, struct warden_error **err);
 /* Start the helper with args, its standard output a non-blocking pipe: *ret_fd (the read
  * end), *ret_pid. For long-running commands (watch). */

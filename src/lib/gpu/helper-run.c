@@ -121,8 +121,7 @@ int warden_gpu_helper_run(char *const *args, json_t **ret, struct warden_error *
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	if (code != WARDEN_GPU_OK) {
 		const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
-		warden_error_set(err, code == WARDEN_GPU_ABSENT ? ENODEV : 0, "%s",
-		                 msg ? msg : "the GPU helper failed");
+		warden_error_set(err, 0, "%s", msg ? msg : "the GPU helper failed");
 		if (!msg)
 			warden_error_wrap(err, "status %d", code);
 		json_decref(j);
