@@ -191,13 +191,15 @@ static int cmd_watch(int argc, char **argv)
 		for (int i = 0; i < nd; i++)
 			watch_sample(&n, devs[i], argv[first + i], id);
 		struct nvml_event ev;
-		/* Device errors arrive as Xid events; the wait doubles as the interval. */
-		if (set && n.event_set_wait(set, &ev, interval) == 0) {
+		/* Device errors arrive as Xid events; the wait doubles as the interval. Any
+		 * answer but an event or a timeout (NVML_ERROR_TIMEOUT, 10) comes at once, and
+		 * must not turn the loop into a busy one. */
+		int r = set ? n.event_set_wait(set, &ev, interval) : -1;
+		if (r == 0)
 			printf("{\"xid\": %llu, \"gpu_instance\": %u, \"compute_instance\": %u}\n",
 			       ev.data, ev.gpu_instance, ev.compute_instance);
-		} else if (!set) {
+		else if (r != 10)
 			usleep(interval * 1000);
-		}
 	}
 	nvml_close(&n);
 	return 0;

@@ -41,9 +41,10 @@ exec "$@"
 
 
 class FakeGPU:
-    def __init__(self, warden, tmp):
+    def __init__(self, warden, tmp, user=None):
         self.warden = warden
         self.tmp = tmp
+        self.user = user
         self.procs = os.path.join(tmp, "procs")
         open(self.procs, "w").close()
         # The host's /dev as the namespace saw it before the tmpfs covered it.
@@ -66,8 +67,12 @@ class FakeGPU:
     def argv(self, *args):
         # Bind the host's /dev aside first, so the standard nodes can be bound back.
         script = f"mount --bind /dev {shlex.quote(self.hostdev)}\n" + SETUP
+        drop = []
+        if self.user:  # rootless: root only makes the namespace
+            drop = ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}",
+                    "--clear-groups", "--"]
         return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                self.warden, *args]
+                *drop, self.warden, *args]
 
     def run(self, *args, env=None, timeout=60):
         return subprocess.run(self.argv(*args), capture_output=True, text=True,
@@ -91,6 +96,39 @@ def fake(warden):
     d = tempfile.mkdtemp(prefix="warden-fakegpu-")
     yield FakeGPU(warden, d)
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def fake_rootless(warden, bindir, test_user):
+    """The same, run by the unprivileged test user: the helper and the doubles are copied
+    where that user can read them."""
+    d = tempfile.mkdtemp(prefix="warden-fakegpu-")
+    for name in ("libnvidia-ml.so.1", "libcuda.so.1"):
+        shutil.copy2(os.path.join(FAKE, name), d)
+    shutil.copy2(os.path.join(BUILD, "warden-gpu"), bindir)
+    os.chmod(os.path.join(bindir, "warden-gpu"), 0o755)
+    f = FakeGPU(warden, d, test_user)
+    f.env.update(LD_LIBRARY_PATH=d, WARDEN_GPU_HELPER=os.path.join(bindir, "warden-gpu"),
+                 HOME=test_user.pw_dir)
+    for root, dirs, files in os.walk(d):
+        for n in [root] + [os.path.join(root, x) for x in dirs + files]:
+            os.chown(n, test_user.pw_uid, test_user.pw_gid)
+    os.chmod(d, 0o755)
+    yield f
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_rootless_grant(fake_rootless):
+    """Without root: the nodes are there, the missing device cgroup is said, the grant is
+    locked and scrubbed the same way."""
+    f = fake_rootless
+    r = f.run("run", *f.audit, "--gpu", "0", "--", "sh", "-c", "ls /dev | grep nvidia")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["nvidia-uvm", "nvidia0", "nvidiactl"]
+    assert "no device cgroup without root" in r.stderr
+    scrub = f.records("gpu.scrub")[0]
+    assert scrub["ok"] is True
+    assert os.stat(os.path.join(f.tmp, "locks", GPU0 + ".lock")).st_uid == f.user.pw_uid
 
 
 def test_grant_nodes_audit_and_scrub(fake):
