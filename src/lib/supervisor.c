@@ -412,9 +412,10 @@ static bool has_threshold_rules(const struct warden_guards *g)
 
 static int start_timer(struct warden_supervisor *sv)
 {
-	unsigned ms = has_threshold_rules(&sv->rules) ? SAMPLE_GUARD_MS
-	              : sv->opts.emit                 ? SAMPLE_EVENT_MS
-	                                              : 0;
+	/* GPUs are watched even without an event stream: their errors are audit records. */
+	unsigned ms = has_threshold_rules(&sv->rules)    ? SAMPLE_GUARD_MS
+	              : sv->opts.emit || sv->gpu != NULL ? SAMPLE_EVENT_MS
+	                                                 : 0;
 	sv->ticks_per_event = SAMPLE_EVENT_MS / (ms ? ms : SAMPLE_EVENT_MS);
 	if (!ms)
 		return 0;

@@ -249,6 +249,22 @@ def test_attribution_and_memory_guardrail(fake):
     assert scrub["ok"] is True and scrub["foreign_processes"] == 1
 
 
+def test_xid_event_and_record(fake):
+    """A device error reported by NVML reaches the event stream and the audit log."""
+    events = os.path.join(fake.tmp, "events.jsonl")
+    r = fake.sandbox("--gpu", "0", "--events", events, "--", "sleep", "1.5",
+                     env={"FAKE_NVML_XID": "79"})
+    assert r.returncode == 0, r.stderr
+    with open(events) as f:
+        xids = [e for e in map(json.loads, f) if e["kind"] == "gpu.xid"]
+    assert len(xids) == 1 and xids[0]["xid"] == 79
+    assert [x["xid"] for x in fake.records("gpu.xid")] == [79]
+    # without an event stream too
+    r = fake.sandbox("--gpu", "0", "--", "sleep", "1.5", env={"FAKE_NVML_XID": "48"})
+    assert r.returncode == 0, r.stderr
+    assert [x["xid"] for x in fake.records("gpu.xid")] == [79, 48]
+
+
 def test_leakcheck_runs_its_parts(fake):
     """The command's shape only (the double's numbers mean nothing): a control and two
     rounds, each with bytes written and read."""

@@ -5,11 +5,14 @@
  *
  *   FAKE_NVML_GPUS   "UUID:MINOR,UUID:MINOR": the GPUs, in index order
  *   FAKE_NVML_PROCS  a file of "PID BYTES" lines: the compute processes (on every GPU)
+ *   FAKE_NVML_XID    an Xid error code: each process that waits on an event set gets one
+ *                    such event, once
  */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_GPUS 8
 
@@ -33,6 +36,9 @@ int nvmlDeviceGetMinorNumber(void *d, unsigned *minor);
 int nvmlDeviceGetMemoryInfo(void *d, unsigned long long *mem);
 int nvmlDeviceGetUtilizationRates(void *d, unsigned *util);
 int nvmlDeviceGetComputeRunningProcesses_v3(void *d, unsigned *count, void *out);
+int nvmlEventSetCreate(void **set);
+int nvmlDeviceRegisterEvents(void *d, unsigned long long types, void *set);
+int nvmlEventSetWait_v2(void *set, void *data, unsigned timeout_ms);
 
 int nvmlInit_v2(void)
 {
@@ -148,4 +154,41 @@ int nvmlDeviceGetComputeRunningProcesses_v3(void *d, unsigned *count, void *out)
 		fclose(f);
 	*count = n;
 	return 0;
+}
+
+static int event_set;
+
+int nvmlEventSetCreate(void **set)
+{
+	*set = &event_set;
+	return 0;
+}
+
+int nvmlDeviceRegisterEvents(void *d, unsigned long long types, void *set)
+{
+	(void)d;
+	(void)types;
+	(void)set;
+	return 0;
+}
+
+struct event {
+	void *device;
+	unsigned long long type, data;
+	unsigned gi, ci;
+};
+
+int nvmlEventSetWait_v2(void *set, void *data, unsigned timeout_ms)
+{
+	static int delivered;
+	const char *xid = getenv("FAKE_NVML_XID");
+	(void)set;
+	if (xid && !delivered) {
+		delivered = 1;
+		*(struct event *)data = (struct event){&gpus[0], 0x8, strtoull(xid, NULL, 10),
+		                                       0xffffffffu, 0xffffffffu};
+		return 0;
+	}
+	usleep(timeout_ms * 1000);
+	return 10; /* NVML_ERROR_TIMEOUT */
 }
