@@ -180,19 +180,20 @@ def test_ring_too_small_counts_drops_exactly(root_runner, warden, shared_tmp):
 
 
 def test_metrics_of_a_running_sandbox(root_runner, warden):
-    proc = subprocess.Popen([warden, "run", "-q", "--", "sleep", "5"])
+    proc = subprocess.Popen([warden, "run", "-q", "--events", "-", "--", "sleep", "5"],
+                            stderr=subprocess.PIPE, text=True)
     try:
+        # Other sandboxes of the host may be listed too: this one is found by its id.
+        sid = json.loads(proc.stderr.readline())["sandbox"]
         out = ""
         for _ in range(100):
             out = root_runner.run([warden, "metrics"]).stdout
-            # other sandboxes of the host may be listed too: wait for this one's
-            if 'policy="default"' in out:
+            if f'warden_sandbox_pids{{sandbox="{sid}"' in out:
                 break
             time.sleep(0.05)
         assert "# TYPE warden_sandbox_memory_bytes gauge" in out
-        assert 'warden_sandbox_pids{sandbox="' in out
-        assert 'policy="default"' in out
-        assert "warden_sandbox_syscalls_total{" in out
+        assert f'warden_sandbox_pids{{sandbox="{sid}",policy="default"}}' in out
+        assert f'warden_sandbox_syscalls_total{{sandbox="{sid}",policy="default"}}' in out
     finally:
         proc.kill()
         proc.wait()
