@@ -3,6 +3,7 @@ an unprivileged user (rootless)."""
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tempfile
 
@@ -115,4 +116,40 @@ def shared_tmp(test_user):
     os.chown(d, test_user.pw_uid, test_user.pw_gid)
     os.chmod(d, 0o755)
     yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def _free_char_major():
+    """A character major in the kernel's range for local use (240-254) that no driver has
+    registered here: nodes made with it exist, but opening one ends at the missing driver
+    (ENXIO) once every other check let it through."""
+    used = set()
+    with open("/proc/devices") as f:
+        for line in f:
+            if line.strip() == "Block devices:":
+                break
+            if line.split() and line.split()[0].isdigit():
+                used.add(int(line.split()[0]))
+    for major in range(240, 255):
+        if major not in used:
+            return major
+    pytest.skip("no free character major in 240-254")
+
+
+@pytest.fixture(scope="module")
+def stand_in_devices():
+    """Two stand-in character nodes, a (minor 0) and b (minor 1), in a fresh directory
+    under /dev (only nodes under /dev can be granted), mode 0666 so that only warden's
+    layers decide. A dict: a, b, dir, major."""
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    major = _free_char_major()
+    d = tempfile.mkdtemp(prefix="warden-test-", dir="/dev")
+    os.chmod(d, 0o755)
+    nodes = {"dir": d, "major": major}
+    for name, minor in (("a", 0), ("b", 1)):
+        nodes[name] = os.path.join(d, name)
+        os.mknod(nodes[name], 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(nodes[name], 0o666)
+    yield nodes
     shutil.rmtree(d, ignore_errors=True)

@@ -26,6 +26,7 @@ int cmd_kill(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_mcp(int argc, char **argv);
+int cmd_gpu(int argc, char **argv);
 /* client.c: verbs that drive wardend over its HTTP API. */
 int cmd_create(int argc, char **argv);
 int cmd_exec(int argc, char **argv);

@@ -19,6 +19,7 @@ static const struct verb verbs[] = {
     {"metrics", cmd_metrics, "the running sandboxes' metrics (Prometheus text format)"},
     {"mcp", cmd_mcp, "a Model Context Protocol server on stdio, tools acting on a sandbox"},
     {"audit", cmd_audit, "verify the audit log, prove records, manage its key"},
+    {"gpu", cmd_gpu, "list, scrub and leak-check NVIDIA GPUs"},
     {"create", cmd_create, "create a sandbox in wardend and print its id"},
     {"exec", cmd_exec, "run a command in a wardend sandbox, streaming its output"},
     {"cp", cmd_cp, "copy files to or from a wardend sandbox (ID:/path)"},

@@ -33,11 +33,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int sys_pidfd_open(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
 /* Whether a pidfd's process has ended (or the pidfd is missing). */
 bool mcp_pidfd_ended(int pidfd)
 {
@@ -144,7 +139,7 @@ static json_t *supervise(struct mcp *m, struct warden_error **err)
 		warden_error_set(err, fork_errno, "fork");
 		return NULL;
 	}
-	_cleanup_close_ int pidfd = sys_pidfd_open(pid);
+	_cleanup_close_ int pidfd = warden_pidfd_open(pid, 0);
 	char line[4096], msg[4096];
 	size_t line_len = 0, msg_len = 0;
 	int status = 0;
@@ -242,7 +237,7 @@ static int sandbox_create(struct mcp *m, struct warden_error **err)
 	m->control = xstrdup(json_string_value(json_object_get(line, "control")));
 	m->supervisor_pid = (pid_t)json_integer_value(json_object_get(line, "supervisor_pid"));
 	json_decref(line);
-	m->supervisor_pidfd = sys_pidfd_open(m->supervisor_pid);
+	m->supervisor_pidfd = warden_pidfd_open(m->supervisor_pid, 0);
 	m->state = SANDBOX_RUNNING;
 
 	json_t *info = control_call(m->control, json_pack("{s:s}", "op", "info"), err);
@@ -266,7 +261,7 @@ static int sandbox_create(struct mcp *m, struct warden_error **err)
 	/* The init's pidfd says when the sandbox has ended (mcp_sandbox_get()). The root comes
 	 * from the supervisor: rootless, the kernel refuses us /proc/<init>/root (the init is
 	 * not dumpable, and its memory belongs to the initial user namespace). */
-	m->init_pidfd = sys_pidfd_open(init);
+	m->init_pidfd = warden_pidfd_open(init, 0);
 	if (m->init_pidfd < 0)
 		warden_error_set(err, errno, "sandbox %s: its init (pid %d)", m->id, (int)init);
 	int root =

@@ -46,6 +46,8 @@ struct run_opts {
 	bool no_gateway;
 	const char *resolver_hosts;
 	struct strv nameservers;
+	struct warden_devices devices; /* --device */
+	struct strv gpus;              /* --gpu */
 };
 
 static const char usage[] =
@@ -72,6 +74,9 @@ static const char usage[] =
     "  --gateway FILE           the model gateway's configuration (default: $WARDEN_GATEWAY,\n"
     "                           else /etc/warden/gateway.yaml or ~/.config/warden/gateway.yaml)\n"
     "  --no-gateway             no model gateway in this sandbox\n"
+    "  --device PATH[:ACCESS]   grant a host device node under /dev (ACCESS: r, w, m or\n"
+    "                           a combination; default rw)\n"
+    "  --gpu all|INDEX|UUID     grant an NVIDIA GPU or MIG instance (repeatable)\n"
     "  -t, --tty                give the command a new pseudo-terminal\n"
     "  --user UID[:GID]         identity inside (default: agent)\n"
     "  --events FILE|-          write every event as a JSON line (- : standard error)\n"
@@ -108,6 +113,8 @@ enum {
 	OPT_NO_GATEWAY,
 	OPT_RESOLVER_HOSTS,
 	OPT_NAMESERVER,
+	OPT_DEVICE,
+	OPT_GPU,
 	OPT_ISOLATION,
 };
 
@@ -133,6 +140,8 @@ static const struct option long_opts[] = {
     {"no-gateway", no_argument, NULL, OPT_NO_GATEWAY},
     {"resolver-hosts", required_argument, NULL, OPT_RESOLVER_HOSTS},
     {"nameserver", required_argument, NULL, OPT_NAMESERVER},
+    {"device", required_argument, NULL, OPT_DEVICE},
+    {"gpu", required_argument, NULL, OPT_GPU},
     {"isolation", required_argument, NULL, OPT_ISOLATION},
     {"tty", no_argument, NULL, 't'},
     {"quiet", no_argument, NULL, 'q'},
@@ -242,6 +251,21 @@ static int parse_opts(int argc, char **argv, struct run_opts *o, int *ret_cmd, b
 				                 optarg);
 			strv_push(&o->nameservers, optarg);
 			break;
+		case OPT_DEVICE: {
+			struct warden_device d;
+			if (warden_device_parse_spec(optarg, &d, &e) < 0)
+				return cli_failf("--device: %s", e->msg);
+			warden_devices_push(&o->devices, d.path, d.access);
+			free(d.path);
+			break;
+		}
+		case OPT_GPU: {
+			const char *why = NULL;
+			if (!warden_gpu_spec_valid(optarg, &why))
+				return cli_failf("--gpu: \"%s\": %s", optarg, why);
+			strv_push(&o->gpus, optarg);
+			break;
+		}
 		case 't':
 			o->tty = true;
 			break;
@@ -352,6 +376,12 @@ static int apply_opts(const struct run_opts *o, struct warden_policy *p)
 		strv_push(&p->env_pass, "TERM");
 	if (o->no_telemetry)
 		p->telemetry = false;
+	for (size_t i = 0; i < o->devices.n; i++)
+		warden_devices_push(&p->devices, o->devices.v[i].path, o->devices.v[i].access);
+	if (o->gpus.n)
+		strv_clear(&p->gpu.devices);
+	for (size_t i = 0; i < o->gpus.n; i++)
+		strv_push(&p->gpu.devices, o->gpus.v[i]);
 	return 0;
 }
 
@@ -576,6 +606,8 @@ static void opts_clear(struct run_opts *o)
 	warden_mounts_clear(&o->volumes);
 	strv_clear(&o->env);
 	strv_clear(&o->nameservers);
+	warden_devices_clear(&o->devices);
+	strv_clear(&o->gpus);
 }
 
 /* ---- the network ------------------------------------------------------------------- */

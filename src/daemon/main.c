@@ -46,11 +46,6 @@ const char *rfc3339(int64_t t, char *buf, size_t len)
 	return buf;
 }
 
-int pidfd_open_(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
 /* ---- options ----------------------------------------------------------------------- */
 
 static const char usage[] =

@@ -218,8 +218,8 @@ int sandbox_watch(struct sandbox *sb, struct warden_error **err)
 	if (info_into(sb, err) < 0)
 		return -1;
 	pid_t sv = sb->supervisor_pid, init = sb->init_pid;
-	sb->sv_pidfd = pidfd_open_(sv);
-	sb->init_pidfd = pidfd_open_(init);
+	sb->sv_pidfd = warden_pidfd_open(sv, 0);
+	sb->init_pidfd = warden_pidfd_open(init, 0);
 	if (sb->sv_pidfd < 0 || sb->init_pidfd < 0)
 		return warden_error_set(err, errno, "sandbox %s: pidfd_open", sb->id);
 	if (info_into(sb, err) < 0)

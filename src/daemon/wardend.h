@@ -226,7 +226,6 @@ int64_t now_s(void);
 int64_t mono_us(void);
 /* RFC 3339 UTC: "2026-01-02T03:04:05Z" (buf of at least 32). */
 const char *rfc3339(int64_t t, char *buf, size_t len);
-int pidfd_open_(pid_t pid);
 /* errno -> HTTP status and code, for library errors. */
 int errno_status(int errnum, const char **ret_code);
 

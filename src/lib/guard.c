@@ -17,8 +17,15 @@
 #include <sys/socket.h>
 
 const char *const warden_guard_cond_names[WARDEN_GUARD_COND_MAX] = {
-    "exec",       "exec_outside",           "connect_to",     "memory_peak_above",
-    "pids_above", "refused_syscalls_above", "cpu_time_above", "wall_time_above",
+    "exec",
+    "exec_outside",
+    "connect_to",
+    "memory_peak_above",
+    "pids_above",
+    "refused_syscalls_above",
+    "cpu_time_above",
+    "wall_time_above",
+    "gpu_memory_above",
 };
 
 const char *const warden_guard_action_names[WARDEN_GUARD_ACTION_MAX] = {"log", "alert", "kill",
@@ -275,6 +282,10 @@ size_t warden_guard_on_sample(struct warden_guard_engine *e, const struct warden
 		case WARDEN_GUARD_WALL_TIME:
 			value = s->wall_ms, known = true,
 			what = "%" PRIu64 " ms of wall time, above %" PRIu64 " ms";
+			break;
+		case WARDEN_GUARD_GPU_MEMORY:
+			value = s->gpu_memory, known = s->has_gpu_memory,
+			what = "%" PRIu64 " bytes of GPU memory, above %" PRIu64;
 			break;
 		default:
 			continue;

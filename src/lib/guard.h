@@ -26,7 +26,8 @@ struct warden_guard_hit {
 /* A metric sample; has_* false where the host cannot measure it. */
 struct warden_guard_sample {
 	uint64_t memory_peak, pids, refused, cpu_ms, wall_ms;
-	bool has_memory, has_pids, has_refused, has_cpu;
+	uint64_t gpu_memory; /* bytes the sandbox's processes hold on its GPUs (NVML) */
+	bool has_memory, has_pids, has_refused, has_cpu, has_gpu_memory;
 };
 
 void warden_guard_init(struct warden_guard_engine *e, const struct warden_guards *g);

@@ -57,6 +57,20 @@ static int add_read_only(struct warden_plan *plan, const struct warden_mount *m,
 	return 0;
 }
 
+void warden_plan_add_host_file(struct warden_plan *plan, const char *path)
+{
+	for (size_t i = 0; i < plan->n_binds; i++) {
+		const struct warden_bind *b = &plan->binds[i];
+		size_t n = strlen(b->path);
+		if (streq(b->path, path) ||
+		    (b->is_dir && !b->volume && !strncmp(b->path, path, n) && path[n] == '/' &&
+		     streq(b->host, b->path)))
+			return;
+	}
+	struct warden_bind b = {.host = xstrdup(path), .path = xstrdup(path)};
+	push_bind(plan, &b);
+}
+
 static size_t depth(const char *path)
 {
 	size_t n = 0;
@@ -388,6 +402,8 @@ struct warden_plan *warden_plan_compile(struct warden_policy *policy, char **cal
 	if (r == 0)
 		r = add_volumes(plan, err);
 	if (r == 0)
+		r = warden_plan_devices(plan, err);
+	if (r == 0)
 		r = ns_seccomp_compile(p, &plan->bpf, &plan->bpf_len, err);
 	if (r == 0)
 		r = check_landlock(plan, err);
@@ -434,6 +450,7 @@ void warden_plan_free(struct warden_plan *plan)
 	free(plan->resolv_conf);
 	strv_free(plan->envp);
 	free(plan->bpf);
+	warden_plan_devices_free(plan);
 	strv_clear(&plan->warnings);
 	free(plan);
 }

@@ -10,6 +10,7 @@
 #include "error.h"
 #include "policy.h"
 
+#include <linux/bpf.h>
 #include <linux/filter.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -22,6 +23,23 @@ struct warden_bind {
 	bool rw;
 	bool is_dir;
 	bool volume; /* a user volume: idmapped to the caller in root mode */
+};
+
+/* A device node the sandbox may use (devices:, gpu:), bound at the same path inside, and
+ * the device cgroup rule that lets it be opened. */
+struct warden_plan_device {
+	char *path; /* the host node, under /dev; the same path inside */
+	char type;  /* 'c' or 'b' */
+	unsigned major, minor;
+	unsigned access; /* WARDEN_DEV_* */
+};
+
+/* A GPU (or MIG instance) granted, as resolved on the host by gpu/. */
+struct warden_plan_gpu {
+	char *uuid;        /* GPU-... or MIG-...: what is locked, scrubbed, reported */
+	char *parent_uuid; /* a MIG instance's GPU; NULL for a whole GPU */
+	unsigned index;    /* NVML index of the (parent) GPU */
+	unsigned minor;    /* /dev/nvidiaN */
 };
 
 struct warden_plan {
@@ -55,6 +73,14 @@ struct warden_plan {
 	/* landlock */
 	int landlock_abi; /* 0: not applied */
 
+	/* devices: granted nodes beyond the standard ones, and the GPUs they come from */
+	struct warden_plan_device *devices;
+	size_t n_devices;
+	struct warden_plan_gpu *gpus;
+	size_t n_gpus;
+	struct bpf_insn *dev_prog; /* the cgroup v2 device program (root mode with grants) */
+	size_t dev_prog_len;
+
 	/* network: the model gateway's listener is made inside (warden_plan_enable_gateway) */
 	bool gateway;
 
@@ -72,6 +98,17 @@ void warden_plan_setenv(struct warden_plan *plan, const char *entry);
 /* Serve the model gateway inside: its listener is made and its port opened to Landlock;
  * `token` is what the sandbox presents (OPENAI_API_KEY, ANTHROPIC_API_KEY). */
 void warden_plan_enable_gateway(struct warden_plan *plan, const char *token);
+/* plan-devices.c: resolve devices: and gpu: into plan->devices, plan->gpus, extra binds
+ * and the device cgroup program (called by warden_plan_compile). */
+int warden_plan_devices(struct warden_plan *plan, struct warden_error **err);
+void warden_plan_devices_free(struct warden_plan *plan);
+/* Grant the node at path (under /dev; a character or block device) with access; `what`
+ * names the grant in errors ("devices[2]", "gpu"). */
+int warden_plan_add_device(struct warden_plan *plan, const char *what, const char *path,
+                           unsigned access, struct warden_error **err);
+/* Make a host file (a driver library, nvidia-smi) visible read-only at the same path,
+ * unless a read-only bind already shows it. */
+void warden_plan_add_host_file(struct warden_plan *plan, const char *path);
 static inline void warden_plan_freep(struct warden_plan **p)
 {
 	warden_plan_free(*p);

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include "policy.h"
+#include "policy-devices.h"
 #include "guard.h"
 #include "net/egress.h"
 #include "presets.h"
@@ -788,10 +789,11 @@ static int guard_when(struct pctx *c, yaml_node_t *v, const char *key, struct wa
 	for (int i = 0; i < WARDEN_GUARD_COND_MAX; i++)
 		snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), "%s%s",
 		         i ? ", " : "", warden_guard_cond_names[i]);
-	const char *const names[] = {
-	    warden_guard_cond_names[0], warden_guard_cond_names[1], warden_guard_cond_names[2],
-	    warden_guard_cond_names[3], warden_guard_cond_names[4], warden_guard_cond_names[5],
-	    warden_guard_cond_names[6], warden_guard_cond_names[7], NULL};
+	const char *const names[] = {warden_guard_cond_names[0], warden_guard_cond_names[1],
+	                             warden_guard_cond_names[2], warden_guard_cond_names[3],
+	                             warden_guard_cond_names[4], warden_guard_cond_names[5],
+	                             warden_guard_cond_names[6], warden_guard_cond_names[7],
+	                             warden_guard_cond_names[8], NULL};
 	unsigned seen = 0;
 	int cond = entry_key(c, k, key, names, expected, &seen);
 	if (cond < 0)
@@ -806,6 +808,7 @@ static int guard_when(struct pctx *c, yaml_node_t *v, const char *key, struct wa
 	case WARDEN_GUARD_CONNECT_TO:
 		return guard_nets(c, val, ckey, r);
 	case WARDEN_GUARD_MEMORY_PEAK:
+	case WARDEN_GUARD_GPU_MEMORY:
 		return get_size(c, val, ckey, false, &r->threshold);
 	case WARDEN_GUARD_CPU_TIME:
 	case WARDEN_GUARD_WALL_TIME:
@@ -929,6 +932,16 @@ static int f_description(struct pctx *c, yaml_node_t *v, const char *key)
 	return get_str(c, v, key, &s);
 }
 
+static int f_devices(struct pctx *c, yaml_node_t *v, const char *key)
+{
+	return policy_yaml_devices(c->doc, c->origin, v, key, c->p, c->err);
+}
+
+static int f_gpu(struct pctx *c, yaml_node_t *v, const char *key)
+{
+	return policy_yaml_gpu(c->doc, c->origin, v, key, c->p, c->err);
+}
+
 /* `extends` is applied before every other key, in parse_document(). */
 static const struct field top_fields[] = {
     {"version", f_version},
@@ -942,6 +955,8 @@ static const struct field top_fields[] = {
     {"security", f_security},
     {"telemetry", f_telemetry},
     {"guardrails", f_guardrails},
+    {"devices", f_devices},
+    {"gpu", f_gpu},
     {"isolation", f_isolation},
     {NULL, NULL},
 };

@@ -45,6 +45,8 @@ struct warden_policy *warden_policy_new(void)
 	p->allow_ptrace = true;
 	p->telemetry = true;
 	p->ring_bytes = 256 << 10;
+	p->gpu.scrub = true;
+	p->gpu.exclusive = true;
 	return p;
 }
 
@@ -150,6 +152,8 @@ void warden_policy_free(struct warden_policy *p)
 	warden_guards_clear(&p->guardrails);
 	warden_egress_rules_clear(&p->allow);
 	warden_egress_rules_clear(&p->deny);
+	warden_devices_clear(&p->devices);
+	strv_clear(&p->gpu.devices);
 	free(p);
 }
 
@@ -388,6 +392,7 @@ static void emit_guardrails(struct emit *em, const struct warden_guards *g)
 			seq_end(em);
 			break;
 		case WARDEN_GUARD_MEMORY_PEAK:
+		case WARDEN_GUARD_GPU_MEMORY:
 			kv_size(em, cond, r->threshold, NULL);
 			break;
 		case WARDEN_GUARD_CPU_TIME:
@@ -403,6 +408,34 @@ static void emit_guardrails(struct emit *em, const struct warden_guards *g)
 		map_end(em);
 	}
 	seq_end(em);
+}
+
+/* devices: and gpu:, only where the policy grants any (the defaults grant none). */
+static void emit_devices(struct emit *em, const struct warden_policy *p)
+{
+	char access[4];
+	if (p->devices.n) {
+		scalar(em, "devices");
+		seq_start(em, false);
+		for (size_t i = 0; i < p->devices.n; i++) {
+			warden_device_access_format(p->devices.v[i].access, access);
+			map_start(em);
+			kv(em, "path", p->devices.v[i].path);
+			kv(em, "access", access);
+			map_end(em);
+		}
+		seq_end(em);
+	}
+	if (!p->gpu.devices.n)
+		return;
+	scalar(em, "gpu");
+	map_start(em);
+	kv_strv(em, "devices", p->gpu.devices.v);
+	kv_size(em, "memory", p->gpu.memory, "unlimited");
+	kv(em, "scrub", p->gpu.scrub ? "true" : "false");
+	kv(em, "exclusive", p->gpu.exclusive ? "true" : "false");
+	kv(em, "uvm_tools", p->gpu.uvm_tools ? "true" : "false");
+	map_end(em);
 }
 
 char *warden_policy_to_yaml(const struct warden_policy *p)
@@ -462,6 +495,7 @@ char *warden_policy_to_yaml(const struct warden_policy *p)
 	map_end(&em);
 
 	emit_guardrails(&em, &p->guardrails);
+	emit_devices(&em, p);
 
 	map_end(&em);
 	yaml_document_end_event_initialize(&event, 1);

@@ -69,6 +69,7 @@ enum warden_guard_cond {
 	WARDEN_GUARD_REFUSED,      /* refused system calls above threshold */
 	WARDEN_GUARD_CPU_TIME,     /* CPU time above threshold (milliseconds) */
 	WARDEN_GUARD_WALL_TIME,    /* wall time above threshold (milliseconds) */
+	WARDEN_GUARD_GPU_MEMORY,   /* GPU memory of the sandbox's processes above threshold */
 	WARDEN_GUARD_COND_MAX,
 	WARDEN_GUARD_COND_INVALID = -1,
 };
@@ -120,6 +121,35 @@ struct warden_guards {
 	size_t n;
 };
 
+/* A host device node granted to the sandbox (devices:), at the same path inside. The
+ * access bits are those of the device cgroup: read, write, mknod. */
+enum {
+	WARDEN_DEV_READ = 1,
+	WARDEN_DEV_WRITE = 2,
+	WARDEN_DEV_MKNOD = 4,
+};
+
+struct warden_device {
+	char *path;      /* absolute host path of a character or block device node */
+	unsigned access; /* WARDEN_DEV_* bits, never 0 */
+};
+
+struct warden_devices {
+	struct warden_device *v;
+	size_t n;
+};
+
+/* GPUs granted to the sandbox (gpu:): NVIDIA devices by index, UUID or MIG instance UUID,
+ * on top of devices:. */
+#define WARDEN_GPU_MAX 16
+struct warden_gpu {
+	struct strv devices; /* "0", "GPU-<uuid>", "MIG-<uuid>", or "all"; empty: no GPU */
+	uint64_t memory;     /* GPU memory the sandbox may use (a guardrail); 0: no ceiling */
+	bool scrub;          /* clear the device's free memory when the sandbox ends */
+	bool exclusive;      /* no other live sandbox gets the same device */
+	bool uvm_tools;      /* also /dev/nvidia-uvm-tools (profilers) */
+};
+
 extern const char *const warden_guard_cond_names[WARDEN_GUARD_COND_MAX];
 extern const char *const warden_net_mode_names[WARDEN_NET_MODE_MAX];
 extern const char *const warden_guard_action_names[WARDEN_GUARD_ACTION_MAX];
@@ -167,6 +197,10 @@ struct warden_policy {
 	uint64_t ring_bytes; /* per-sandbox event ring (power of two) */
 
 	struct warden_guards guardrails;
+
+	/* devices */
+	struct warden_devices devices;
+	struct warden_gpu gpu;
 };
 
 /* The built-in presets, in the order `warden policy list` shows them. */
@@ -195,6 +229,20 @@ struct warden_policy *warden_policy_parse(const char *text, size_t len, const ch
 int warden_mount_parse_spec(const char *spec, struct warden_mount *ret, struct warden_error **err);
 void warden_mounts_push(struct warden_mounts *m, const struct warden_mount *src);
 void warden_mounts_clear(struct warden_mounts *m);
+
+/* "PATH[:ACCESS]" -> device (ACCESS: a non-empty set of r, w, m, in any order; default
+ * rw). PATH must be absolute and normalized. */
+int warden_device_parse_spec(const char *spec, struct warden_device *ret,
+                             struct warden_error **err);
+/* "r", "w", "rw", "m", "rwm", ... -> WARDEN_DEV_* bits; -1 with a static reason. */
+int warden_device_access_parse(const char *s, unsigned *ret, const char **ret_why);
+/* The access bits as "rwm" letters into buf (at least 4 bytes). */
+void warden_device_access_format(unsigned access, char *buf);
+void warden_devices_push(struct warden_devices *d, const char *path, unsigned access);
+void warden_devices_clear(struct warden_devices *d);
+/* Whether s names a GPU the way gpu.devices and --gpu do: "all", an index (0-63),
+ * "GPU-<uuid>" or "MIG-<uuid>". Returns false with a static reason. */
+bool warden_gpu_spec_valid(const char *s, const char **ret_why);
 
 /* Parse "UID[:GID]" or a name ("agent", "root"). */
 int warden_user_parse(const char *s, uid_t *ret_uid, gid_t *ret_gid, struct warden_error **err);

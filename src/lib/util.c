@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <inttypes.h>
 #include <stdarg.h>
 
@@ -355,4 +356,9 @@ bool path_is_normal_absolute(const char *p)
 		c = end;
 	}
 	return true;
+}
+
+int warden_pidfd_open(pid_t pid, unsigned flags)
+{
+	return (int)syscall(SYS_pidfd_open, pid, flags);
 }

@@ -123,6 +123,9 @@ ssize_t read_file_at(int dirfd, const char *path, char *buf, size_t len);
 int read_small_file(const char *path, size_t max, const char *what, char **ret_buf, size_t *ret_len,
                     struct warden_error **err);
 
+/* pidfd_open(2) (flags: 0, or PIDFD_THREAD for a thread). Returns the fd or -1 with errno. */
+int warden_pidfd_open(pid_t pid, unsigned flags);
+
 /* A path that is absolute, normalized (no "//", ".", ".." components) and not "/". */
 bool path_is_normal_absolute(const char *p);
 

@@ -1,7 +1,7 @@
 /* fuzz_specs.c: the small string parsers, chosen by the first byte: volume specs
  * ("HOST:PATH[:ro|rw]"), user specs, sizes, whole numbers, decimals, paths and variable
- * names. Each accepted value is written back the way warden writes it and must parse to
- * the same value.
+ * names, device specs ("PATH[:ACCESS]") and GPU names. Each accepted value is written back the way
+ * warden writes it and must parse to the same value.
  */
 #include "src/lib/policy.h"
 
@@ -10,7 +10,34 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-enum { SPEC_MOUNT, SPEC_USER, SPEC_SIZE, SPEC_UINT, SPEC_MILLI, SPEC_PATH, SPEC_MAX };
+enum { SPEC_MOUNT, SPEC_USER, SPEC_SIZE, SPEC_UINT, SPEC_MILLI, SPEC_PATH, SPEC_DEVICE, SPEC_MAX };
+
+/* A device spec: an accepted one has a normal absolute path and access bits within rwm,
+ * and its rendering parses back to the same grant. GPU names are checked alongside. */
+static void check_device(const char *s)
+{
+	struct warden_device d = {0}, back = {0};
+	struct warden_error *e = NULL;
+	const char *why = NULL;
+	char access[4];
+	(void)warden_gpu_spec_valid(s, &why);
+	if (warden_device_parse_spec(s, &d, &e) < 0) {
+		if (!e || d.path)
+			abort();
+		warden_error_free(e);
+		return;
+	}
+	if (e || !path_is_normal_absolute(d.path) || !d.access || (d.access & ~7u))
+		abort();
+	warden_device_access_format(d.access, access);
+	char *again = xasprintf("%s:%s", d.path, access);
+	if (warden_device_parse_spec(again, &back, &e) < 0 || !streq(back.path, d.path) ||
+	    back.access != d.access)
+		abort();
+	free(again);
+	free(d.path);
+	free(back.path);
+}
 
 static void check_mount(const char *s)
 {
@@ -144,6 +171,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (path_is_normal_absolute(s) != normal_absolute(s))
 			abort();
 		(void)warden_env_name_valid(s);
+		break;
+	case SPEC_DEVICE:
+		check_device(s);
 		break;
 	}
 	free(s);

@@ -34,7 +34,9 @@ lib="src/lib/error.c src/lib/util.c src/lib/policy.c src/lib/policy-yaml.c src/l
      src/lib/net/egress.c src/lib/net/egress-dns.c src/lib/net/egress-http.c
      src/lib/net/egress-sni.c src/lib/net/egress-socks.c src/lib/net/egress-splice.c
      src/lib/yaml-util.c src/lib/net/gateway-config.c src/lib/net/gateway-body.c
-     src/lib/files.c src/lib/text.c src/daemon/request.c src/lib/vm/frame.c"
+     src/lib/files.c src/lib/text.c src/daemon/request.c src/lib/policy-devices.c
+     src/lib/plan-devices.c src/lib/ns/devcgroup.c src/lib/gpu/grant.c
+     src/lib/gpu/helper-run.c src/lib/vm/frame.c"
 {
 	echo "cflags = -g -O1 -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra" \
 		"-fsanitize=address,undefined -fno-sanitize-recover=all -I$root -I$build"
@@ -43,7 +45,7 @@ lib="src/lib/error.c src/lib/util.c src/lib/policy.c src/lib/policy-yaml.c src/l
 	echo "  depfile = \$out.d"
 	echo "  deps = gcc"
 	echo "rule link"
-	echo "  command = $clang \$cflags -fsanitize=fuzzer \$in -o \$out -lseccomp -lyaml -ljansson -lcrypto -levent_core -levent_extra -lssl -lhttp_parser"
+	echo "  command = $clang \$cflags -fsanitize=fuzzer \$in -o \$out -lseccomp -lyaml -ljansson -lcrypto -levent_core -levent_extra -lssl -lhttp_parser -lbpf"
 	objs=""
 	for src in $lib; do
 		obj=obj/$(echo "$src" | tr / _).o

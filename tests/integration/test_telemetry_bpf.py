@@ -148,6 +148,19 @@ def test_syscall_counts_exact(telwatch):
     assert w.syscalls(NR_GETPPID) == 12345
 
 
+def test_syscall_counts_exact_across_threads_that_end(telwatch):
+    # Each thread keeps its own counts and adds them to the sandbox's as it exits.
+    w = work(telwatch, "getppid-threads", 8, 5000)
+    assert w.syscalls(NR_GETPPID) == 8 * 5000
+
+
+def test_syscall_counts_of_live_tasks_are_read(telwatch):
+    # The child that made the calls is still alive when the counts are read: its counts
+    # are still in its own storage, and must be read from there.
+    w = work(telwatch, "getppid-linger", 4321)
+    assert w.syscalls(NR_GETPPID) == 4321
+
+
 def test_processes_outside_the_group_are_never_counted(telwatch):
     w = work(telwatch, "getppid", 1000, opts=["--outside"])
     assert w.counts["syscalls"] == {} and w.counts["refused"] == {}

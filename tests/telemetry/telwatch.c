@@ -20,11 +20,13 @@
  * (also a memory limit: a v1 memory group on hybrid hosts, memory.max on v2), --out FILE
  * (JSON lines there; the command keeps stdin and stdout: the benchmark's lock-step loops).
  *
- * Workloads: getppid N; fork N; execs N PATH [ARGS]; exec-storm SECONDS WORKERS [PATH [ARGS]];
- * connect ADDR PORT; unix-connect PATH (a leading '@': abstract); connect-storm SECONDS
- * WORKERS; seccomp-errno K (unshare(CLONE_NEWUSER) refused K times with EPERM);
- * seccomp-kill (refused with SECCOMP_RET_KILL_PROCESS); landlock-open PATH; landlock-connect
- * PORT; oom MIB; exit CODE; kill SIGNAL. Each prints one {"type":"work", ...} line.
+ * Workloads: getppid N; getppid-threads T N (N calls in each of T threads, which end);
+ * getppid-linger N (N calls in a child that is still alive when the workload ends); fork N; execs N
+ * PATH [ARGS]; exec-storm SECONDS WORKERS [PATH [ARGS]]; connect ADDR PORT; unix-connect PATH (a
+ * leading '@': abstract); connect-storm SECONDS WORKERS; seccomp-errno K (unshare(CLONE_NEWUSER)
+ * refused K times with EPERM); seccomp-kill (refused with SECCOMP_RET_KILL_PROCESS); landlock-open
+ * PATH; landlock-connect PORT; oom MIB; exit CODE; kill SIGNAL. Each prints one {"type":"work",
+ * ...} line.
  */
 #define _GNU_SOURCE
 #include "../../src/lib/telemetry/telemetry.h"
@@ -40,6 +42,7 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <spawn.h>
 #include <signal.h>
@@ -98,6 +101,50 @@ static int work_getppid(long n)
 	for (long i = 0; i < n; i++)
 		syscall(SYS_getppid);
 	emit(1, json_pack("{s:s, s:s, s:I}", "type", "work", "kind", "getppid", "calls",
+	                  (json_int_t)n));
+	return 0;
+}
+
+static void *getppid_thread(void *arg)
+{
+	for (long i = 0, n = (long)(intptr_t)arg; i < n; i++)
+		syscall(SYS_getppid);
+	return NULL;
+}
+
+static int work_getppid_threads(long threads, long n)
+{
+	pthread_t tids[64];
+	if (threads < 1 || threads > 64)
+		die("getppid-threads: 1 to 64 threads");
+	for (long i = 0; i < threads; i++)
+		if (pthread_create(&tids[i], NULL, getppid_thread, (void *)(intptr_t)n) != 0)
+			die("pthread_create failed");
+	for (long i = 0; i < threads; i++)
+		pthread_join(tids[i], NULL);
+	emit(1, json_pack("{s:s, s:s, s:I}", "type", "work", "kind", "getppid-threads", "calls",
+	                  (json_int_t)(threads * n)));
+	return 0;
+}
+
+/* The child stays (paused) until the group is removed: its counts are read live. */
+static int work_getppid_linger(long n)
+{
+	int done[2];
+	char c;
+	if (pipe2(done, O_CLOEXEC) < 0)
+		die("pipe: %m");
+	pid_t p = fork();
+	if (p == 0) {
+		getppid_thread((void *)(intptr_t)n);
+		if (write(done[1], "d", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	if (p < 0 || read(done[0], &c, 1) != 1)
+		die("getppid-linger: the child did not report");
+	emit(1, json_pack("{s:s, s:s, s:I}", "type", "work", "kind", "getppid-linger", "calls",
 	                  (json_int_t)n));
 	return 0;
 }
@@ -364,6 +411,10 @@ static int work(int argc, char **argv)
 	long a1 = argc > 1 ? strtol(argv[1], NULL, 10) : 0;
 	if (streq(k, "getppid") && argc == 2)
 		return work_getppid(a1);
+	if (streq(k, "getppid-threads") && argc == 3)
+		return work_getppid_threads(a1, strtol(argv[2], NULL, 10));
+	if (streq(k, "getppid-linger") && argc == 2)
+		return work_getppid_linger(a1);
 	if (streq(k, "fork") && argc == 2)
 		return work_fork(a1);
 	if (streq(k, "execs") && argc >= 3)
@@ -561,7 +612,7 @@ static void emit_counts(struct warden_telemetry *t, struct watch *w, int status,
 	if (t) {
 		_cleanup_error_ struct warden_error *err = NULL;
 		_cleanup_free_ struct warden_tel_counts *c = xcalloc(1, sizeof(*c));
-		if (warden_telemetry_counts(t, c, &err) < 0)
+		if (warden_telemetry_counts(t, true, c, &err) < 0)
 			die("%s", warden_error_text(err));
 		json_t *d = json_object();
 		long total = 0;
@@ -616,18 +667,6 @@ static int watch_cmd(struct opts *o, char **argv)
 	struct warden_telemetry *t = NULL;
 	struct watch w = {.quiet = o->quiet};
 	_cleanup_free_ char *memgroup = NULL;
-	if (o->watch) {
-		_cleanup_error_ struct warden_error *err = NULL;
-		uint64_t t0 = now_ns(CLOCK_MONOTONIC);
-		t = warden_telemetry_attach(id, &o->tel, &err);
-		uint64_t t1 = now_ns(CLOCK_MONOTONIC);
-		if (!t) {
-			remove_group(group);
-			die("%s", warden_error_text(err));
-		}
-		emit(out_fd, json_pack("{s:s, s:I, s:I}", "type", "attach", "cgroup_id",
-		                       (json_int_t)id, "attach_ns", (json_int_t)(t1 - t0)));
-	}
 	int go[2];
 	if (pipe2(go, O_CLOEXEC) < 0)
 		die("pipe: %m");
@@ -645,12 +684,27 @@ static int watch_cmd(struct opts *o, char **argv)
 	if (pid < 0)
 		die("fork: %m");
 	close(go[0]);
+	/* Like warden's supervisor: the drainer runs ahead of what it watches. */
+	(void)setpriority(PRIO_PROCESS, 0, -5);
 	if (!o->outside)
 		join(group, pid);
 	if (o->memory) {
 		memgroup = memory_group(group, o->memory);
 		if (memgroup)
 			join(memgroup, pid);
+	}
+	/* Like a sandbox: the command is in its group, waiting, when watching starts. */
+	if (o->watch) {
+		_cleanup_error_ struct warden_error *err = NULL;
+		uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+		t = warden_telemetry_attach(id, &o->tel, &err);
+		uint64_t t1 = now_ns(CLOCK_MONOTONIC);
+		if (!t) {
+			remove_group(group);
+			die("%s", warden_error_text(err));
+		}
+		emit(out_fd, json_pack("{s:s, s:I, s:I}", "type", "attach", "cgroup_id",
+		                       (json_int_t)id, "attach_ns", (json_int_t)(t1 - t0)));
 	}
 	if (write(go[1], "g", 1) != 1)
 		die("starting the command: %m");

@@ -70,7 +70,8 @@ static void test_parse_errors(void **state)
 	expect_error("guardrails:\n  - when: {pids: 3}\n    action: kill\n",
 	             "t.yaml:2:12: guardrails[0].when: unknown key \"pids\" (expected exec, "
 	             "exec_outside, connect_to, memory_peak_above, pids_above, "
-	             "refused_syscalls_above, cpu_time_above, wall_time_above)");
+	             "refused_syscalls_above, cpu_time_above, wall_time_above, "
+	             "gpu_memory_above)");
 	expect_error("guardrails:\n  - when: {exec: []}\n    action: kill\n",
 	             "t.yaml:2:18: guardrails[0].when.exec: needs at least one pattern");
 	expect_error("guardrails:\n  - when: {exec: ['']}\n    action: kill\n",

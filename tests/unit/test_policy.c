@@ -376,11 +376,11 @@ static void test_unknown_and_duplicate_keys(void **state)
 	static const struct err_case cases[] = {
 	    {"bogus: 1\n", "t.yaml:1:1: bogus: unknown key (expected one of: version, name, "
 	                   "description, extends, filesystem, process, limits, network, "
-	                   "security, telemetry, guardrails, isolation)"},
+	                   "security, telemetry, guardrails, devices, gpu, isolation)"},
 	    {"version: 1\nVersion: 1\n",
 	     "t.yaml:2:1: Version: unknown key (expected one of: version, name, description, "
 	     "extends, filesystem, process, limits, network, security, telemetry, guardrails, "
-	     "isolation)"},
+	     "devices, gpu, isolation)"},
 	    {"limits:\n  swap: 1G\n", "t.yaml:2:3: limits.swap: unknown key (expected one of: "
 	                              "memory, pids, cpus, timeout, nofile)"},
 	    {"filesystem: {tmpsize: 1M}\n",

@@ -202,6 +202,40 @@ static int group_v2(const char *id, const struct warden_plan *plan, bool limits,
 	return 0;
 }
 
+/* Granted devices: the device cgroup on every hierarchy that has one here (devcgroup.c
+ * says why). Without root neither can be written: the grant then rests on the mount table
+ * alone, and the user is told. */
+static int devices_cgroup(const char *id, const struct warden_plan *plan, struct ns_cgroup *cg,
+                          struct warden_error **err)
+{
+	if (plan->rootless) {
+		strv_push(&cg->warnings,
+		          "devices: no device cgroup without root: granted nodes are reachable "
+		          "only at their paths, and Landlock refuses writing to those granted "
+		          "without w, but the device numbers themselves are not restricted");
+		return 0;
+	}
+	_cleanup_free_ char *own = own_group("devices");
+	if (own) {
+		_cleanup_free_ char *base = xasprintf(CGROOT "/devices%s", own);
+		int e = 0;
+		cg->v1_devices = make_group(base, id, true, &e);
+		if (!cg->v1_devices)
+			return warden_error_set(err, e, "cgroup %s", base);
+		_cleanup_close_ int dfd = open(cg->v1_devices, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || ns_devcgroup_v1(dfd, plan, err) < 0)
+			return warden_error_wrap(err, "cgroup %s", cg->v1_devices);
+	}
+	if (cg->v2_path && ns_devcgroup_v2(cg->v2_path, plan, err) < 0)
+		return -1;
+	if (!own && !cg->v2_path)
+		return warden_error_set(err, ENOTSUP,
+		                        "devices: no device cgroup on this host (neither a v1 "
+		                        "devices controller nor a cgroup v2 group): a grant "
+		                        "could not be enforced");
+	return 0;
+}
+
 int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_cgroup *cg,
                      struct warden_error **err)
 {
@@ -223,6 +257,8 @@ int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_c
 		                         "file system is mounted");
 		break;
 	}
+	if (r == 0 && plan->n_devices)
+		r = devices_cgroup(id, plan, cg, err);
 	if (r < 0)
 		ns_cgroup_destroy(cg);
 	return r;
@@ -231,10 +267,11 @@ int ns_cgroup_create(const char *id, const struct warden_plan *plan, struct ns_c
 int ns_cgroup_attach(struct ns_cgroup *cg, pid_t pid, struct warden_error **err)
 {
 	char buf[24];
-	const char *paths[NS_CGROUP_V1_CONTROLLERS + 1];
+	const char *paths[NS_CGROUP_V1_CONTROLLERS + 2];
 	snprintf(buf, sizeof(buf), "%d", (int)pid);
 	memcpy(paths, cg->v1_paths, sizeof(cg->v1_paths));
-	paths[NS_CGROUP_V1_CONTROLLERS] = cg->v2_path;
+	paths[NS_CGROUP_V1_CONTROLLERS] = cg->v1_devices;
+	paths[NS_CGROUP_V1_CONTROLLERS + 1] = cg->v2_path;
 	/* Back to back: the first write waits for an RCU grace period, the others reuse it. */
 	for (size_t i = 0; i < ARRAY_SIZE(paths); i++) {
 		if (!paths[i])
@@ -399,6 +436,10 @@ void ns_cgroup_destroy(struct ns_cgroup *cg)
 		free(cg->v1_paths[i]);
 		cg->v1_paths[i] = NULL;
 	}
+	if (cg->v1_devices)
+		(void)rmdir(cg->v1_devices);
+	free(cg->v1_devices);
+	cg->v1_devices = NULL;
 	if (cg->v2_fd >= 0)
 		close(cg->v2_fd);
 	cg->v2_fd = -1;

@@ -2,7 +2,9 @@
  *
  * Only the nodes every program expects, each bound from the host's node (a user
  * namespace cannot mknod), a private devpts instance so that terminals inside are the
- * sandbox's own, and the usual links. No disk, no GPU, no /dev/mem, no /dev/kmsg.
+ * sandbox's own, and the usual links. No disk, no /dev/mem, no /dev/kmsg. Devices the
+ * policy grants (devices:, gpu:) are bound the same way at their host path; what they
+ * may be opened for is the device cgroup's to enforce (devcgroup.c).
  */
 #define _GNU_SOURCE
 #include "ns.h"
@@ -14,8 +16,22 @@
 
 static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
-int ns_devices_setup(int rootfd, bool rootless, struct warden_error **err)
+/* A granted node: an empty file made under the new root (parents included, as
+ * /dev/nvidia-caps/ needs), with the host's node bound over it. The host path was checked
+ * to be a device node when the plan was compiled. */
+static int bind_granted(int rootfd, const struct warden_plan_device *d, struct warden_error **err)
 {
+	_cleanup_close_ int t = root_touch(rootfd, d->path, 0600, err);
+	if (t < 0)
+		return warden_error_wrap(err, "granted device %s", d->path);
+	if (mount_on_fd(d->path, t, NULL, MS_BIND, NULL, err) < 0)
+		return warden_error_wrap(err, "granted device %s", d->path);
+	return 0;
+}
+
+int ns_devices_setup(int rootfd, const struct warden_plan *plan, struct warden_error **err)
+{
+	bool rootless = plan->rootless;
 	char path[32];
 	_cleanup_close_ int dev = root_mkdir_p(rootfd, "/dev", 0755, err);
 	if (dev < 0)
@@ -52,5 +68,8 @@ int ns_devices_setup(int rootfd, bool rootless, struct warden_error **err)
 	_cleanup_close_ int shm = root_mkdir_p(rootfd, "/dev/shm", 01777, err);
 	if (shm < 0)
 		return -1;
+	for (size_t i = 0; i < plan->n_devices; i++)
+		if (bind_granted(rootfd, &plan->devices[i], err) < 0)
+			return -1;
 	return 0;
 }

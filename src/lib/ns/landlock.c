@@ -166,6 +166,14 @@ static int add_fs_rules(struct ruleset *rs, const struct warden_plan *plan, bool
 	for (size_t i = 0; i < ARRAY_SIZE(devs); i++)
 		if (grant_path(rs, devs[i], ACCESS_DEV, err) < 0)
 			return -1;
+	/* Granted devices: writing only where the grant says w; ioctl on every one (a GPU is
+	 * driven through ioctls). The device cgroup enforces the same access by number. */
+	for (size_t i = 0; i < plan->n_devices; i++)
+		if (grant_path(rs, plan->devices[i].path,
+		               ((plan->devices[i].access & WARDEN_DEV_WRITE) ? ACCESS_DEV : 0) |
+		                   LANDLOCK_ACCESS_FS_IOCTL_DEV,
+		               err) < 0)
+			return -1;
 	if (grant_path(rs, "/dev/tty", ACCESS_TTY, err) < 0 ||
 	    grant_path(rs, "/dev/pts", ACCESS_TTY, err) < 0 ||
 	    grant_path(rs, "/proc", ACCESS_PROC, err) < 0)

@@ -103,8 +103,20 @@ int ns_mounts_prepare_detached(const struct warden_plan *plan, pid_t child, int 
 /* ---- devices.c --------------------------------------------------------------------- */
 
 /* Populate the new root's /dev: null zero full random urandom tty, a private devpts,
- * ptmx, shm, and the fd links. */
-int ns_devices_setup(int rootfd, bool rootless, struct warden_error **err);
+ * ptmx, shm, the fd links, and the plan's granted nodes. */
+int ns_devices_setup(int rootfd, const struct warden_plan *plan, struct warden_error **err);
+
+/* ---- devcgroup.c ------------------------------------------------------------------ */
+
+#define NS_DEV_ANY 0xffffffffu /* a rule's minor: every minor of the major */
+
+/* The cgroup v2 device program for the standard nodes and the plan's devices, as BPF
+ * instructions into plan->dev_prog (once per plan). */
+void ns_devcgroup_compile(struct warden_plan *plan);
+/* Load plan->dev_prog and attach it to the v2 group at `group` (BPF_F_ALLOW_MULTI). */
+int ns_devcgroup_v2(const char *group, const struct warden_plan *plan, struct warden_error **err);
+/* Write the same rules into a v1 devices group (dirfd): deny all, then allow each. */
+int ns_devcgroup_v1(int dirfd, const struct warden_plan *plan, struct warden_error **err);
 
 /* ---- rootfs.c ---------------------------------------------------------------------- */
 
@@ -130,6 +142,7 @@ struct ns_cgroup {
 	char *v2_path;                            /* grouping (and limits on pure v2) */
 	int v2_fd;                                /* the v2 group's directory, or -1 */
 	char *v1_paths[NS_CGROUP_V1_CONTROLLERS]; /* NULL where not used */
+	char *v1_devices;                         /* the v1 devices group, or NULL */
 	struct strv warnings;
 };
 

@@ -233,7 +233,7 @@ static int build_tree(const struct warden_plan *plan, int *tree_fds, bool *ret_w
 		                           "size=64k,mode=0755", err) < 0)
 			return warden_error_wrap(err, "/dev");
 	}
-	if (ns_devices_setup(rootfd, plan->rootless, err) < 0)
+	if (ns_devices_setup(rootfd, plan, err) < 0)
 		return warden_error_wrap(err, "devices");
 	bool cover = !image && etc_is_bound(plan);
 	if (place_generated(rootfd, cover, "/etc/passwd", plan->passwd, err) < 0 ||

@@ -352,6 +352,7 @@ static int load_and_pin(const char *dir, struct tel_probe *p, bool trampolines,
 	    pin_map(skel->maps.slots, dir, "slots", err) < 0 ||
 	    pin_map(skel->maps.rings, dir, "rings", err) < 0 ||
 	    pin_map(skel->maps.dead, dir, "dead", err) < 0 ||
+	    pin_map(skel->maps.tasks, dir, "tasks", err) < 0 ||
 	    pin_map(skel->maps.info, dir, "info", err) < 0) /* last: the set is complete */
 		goto out;
 	r = 0;
@@ -391,7 +392,8 @@ static int open_pin(const char *dir, const char *name)
 
 static void close_set(struct tel_set *s)
 {
-	int *fds[] = {&s->pcpu_fd, &s->shared_fd, &s->slot_of_fd, &s->rings_fd, &s->dead_fd};
+	int *fds[] = {&s->pcpu_fd,  &s->shared_fd, &s->slot_of_fd,
+	              &s->rings_fd, &s->dead_fd,   &s->tasks_fd};
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
 		closep(fds[i]);
 		*fds[i] = -1;
@@ -419,6 +421,7 @@ static int open_set(struct tel_set *s)
 	s->slot_of_fd = open_pin(s->dir, "slot_of");
 	s->rings_fd = open_pin(s->dir, "rings");
 	s->dead_fd = open_pin(s->dir, "dead");
+	s->tasks_fd = open_pin(s->dir, "tasks");
 	slots_fd = open_pin(s->dir, "slots");
 	if (slots_fd >= 0) {
 		/* Shared memory with every other warden: claims are compare-and-swaps. */
@@ -428,7 +431,7 @@ static int open_set(struct tel_set *s)
 			s->slots = NULL;
 	}
 	if (s->pcpu_fd < 0 || s->shared_fd < 0 || s->slot_of_fd < 0 || s->rings_fd < 0 ||
-	    s->dead_fd < 0 || !s->slots) {
+	    s->dead_fd < 0 || s->tasks_fd < 0 || !s->slots) {
 		int e = errno ? errno : EIO;
 		close_set(s);
 		return -e;
@@ -501,7 +504,7 @@ static struct tel_set *set_get_locked(const struct warden_tel_opts *opts, struct
 	struct tel_set *s = xcalloc(1, sizeof(*s));
 	s->dir = TAKE_PTR(dir);
 	s->root = xstrdup(root);
-	s->pcpu_fd = s->shared_fd = s->slot_of_fd = s->rings_fd = s->dead_fd = -1;
+	s->pcpu_fd = s->shared_fd = s->slot_of_fd = s->rings_fd = s->dead_fd = s->tasks_fd = -1;
 	/* The fast path, every start but the host's first: a few bpf(BPF_OBJ_GET) calls. */
 	if (open_set(s) == 0) {
 		remove_stale_sets_later(root, s->dir);
@@ -551,7 +554,8 @@ static bool probe_available(struct strv *reasons)
 	                    .shared_fd = -1,
 	                    .slot_of_fd = -1,
 	                    .rings_fd = -1,
-	                    .dead_fd = -1};
+	                    .dead_fd = -1,
+	                    .tasks_fd = -1};
 	struct tel_probe p;
 	bool ok;
 	if (geteuid() == 0 && open_set(&s) == 0) {

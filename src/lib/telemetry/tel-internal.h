@@ -40,6 +40,7 @@ struct tel_set {
 	int slot_of_fd;        /* cgroup id -> its ring's index in the pool */
 	int rings_fd;          /* the pool: an array of ring buffers */
 	int dead_fd;           /* cgroup ids removed while watched */
+	int tasks_fd;          /* task storage: the watched tasks' entries, keyed by pidfd */
 	struct wd_slot *slots; /* the pool's sizes and owners, shared by every warden */
 	uint32_t sources;
 	int ncpus; /* possible CPUs, as the loader found them */

@@ -31,7 +31,7 @@ int warden_telemetry_drain(struct warden_telemetry *t _unused_,
 	return warden_error_set(err, ENOTSUP, WHY);
 }
 
-int warden_telemetry_counts(const struct warden_telemetry *t _unused_,
+int warden_telemetry_counts(const struct warden_telemetry *t _unused_, bool live _unused_,
                             struct warden_tel_counts *out _unused_, struct warden_error **err)
 {
 	return warden_error_set(err, ENOTSUP, WHY);

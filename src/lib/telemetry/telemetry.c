@@ -17,9 +17,17 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/pidfd.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL /* Linux 6.9; Debian 12's headers predate it */
+#endif
 
 _Static_assert(WD_NR_MAX == WARDEN_TEL_NR_MAX, "system call table sizes differ");
 _Static_assert(WD_PATH_MAX == WARDEN_TEL_PATH_MAX && WD_ARG_MAX == WARDEN_TEL_ARG_MAX &&
@@ -34,6 +42,7 @@ struct warden_telemetry {
 	struct ring_buffer *rb;
 	int ncpus;
 	size_t stride; /* bytes per CPU in a per-CPU value */
+	int cgroup_fd; /* the group's directory */
 	/* during a drain */
 	void (*cb)(const struct warden_tel_event *ev, void *ctx);
 	void *ctx;
@@ -74,6 +83,90 @@ static int link_maps(struct warden_telemetry *t, struct warden_error **err)
 	return 0;
 }
 
+/* The cgroup v2 directory of id, found by its id (a kernfs file handle) on the unified
+ * hierarchy's mount: the caller need not know where that is mounted. */
+static int open_cgroup(uint64_t id, struct warden_error **err)
+{
+	static const char *const roots[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+	struct {
+		struct file_handle fh;
+		uint64_t id;
+	} h = {.fh = {.handle_bytes = sizeof(uint64_t), .handle_type = 0xfe /* FILEID_KERNFS */},
+	       .id = id};
+	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
+		struct statfs sf;
+		if (statfs(roots[i], &sf) < 0 || sf.f_type != CGROUP2_SUPER_MAGIC)
+			continue;
+		_cleanup_close_ int mnt = open(roots[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int fd = mnt < 0
+		             ? -1
+		             : open_by_handle_at(mnt, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return warden_error_set(err, errno, "opening cgroup %llu under %s",
+			                        (unsigned long long)id, roots[i]);
+		return fd;
+	}
+	return warden_error_set(err, ENOENT, "no cgroup v2 hierarchy is mounted");
+}
+
+/* Call fn for every thread of the group (cgroup.threads) that still exists, with a pidfd
+ * of it; stops at fn's first negative return, which it returns. */
+static int each_thread(int cgroup_fd, int (*fn)(int pidfd, void *ctx), void *ctx,
+                       struct warden_error **err)
+{
+	int fd = openat(cgroup_fd, "cgroup.threads", O_RDONLY | O_CLOEXEC);
+	_cleanup_fclose_ FILE *f = fd < 0 ? NULL : fdopen(fd, "re");
+	long tid;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return warden_error_set(err, errno, "reading the group's cgroup.threads");
+	}
+	while (fscanf(f, "%ld", &tid) == 1) {
+		_cleanup_close_ int pidfd = warden_pidfd_open((pid_t)tid, PIDFD_THREAD);
+		/* Before Linux 6.9 only a process (its leader) has a pidfd: its other threads
+		 * are read when they exit. */
+		if (pidfd < 0 && errno == EINVAL)
+			pidfd = warden_pidfd_open((pid_t)tid, 0);
+		if (pidfd < 0)
+			continue; /* gone since the list was read */
+		int r = fn(pidfd, ctx);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+struct seed {
+	int tasks_fd;
+	struct wd_task *value;
+	struct warden_error **err;
+};
+
+static int seed_one(int pidfd, void *ctx)
+{
+	struct seed *s = ctx;
+	/* BPF_NOEXIST: a task born after the gate was set got its entry at fork, and may
+	 * have counted calls in it already. */
+	if (bpf_map_update_elem(s->tasks_fd, &pidfd, s->value, BPF_NOEXIST) < 0 &&
+	    errno != EEXIST && errno != ESRCH)
+		return warden_error_set(s->err, errno, "giving a task of the group its entry");
+	return 0;
+}
+
+/* The system call programs watch only tasks that have an entry in `tasks`, which the
+ * programs give to every task born of a watched one. The tasks the group holds already
+ * (a sandbox's init, waiting for its go-ahead) get theirs here, after the gate is set, so
+ * that a task forked meanwhile is either born watched or listed. Without this they would
+ * go unwatched: their calls uncounted, their refusals unseen. */
+static int seed_tasks(struct warden_telemetry *t, struct warden_error **err)
+{
+	_cleanup_free_ struct wd_task *v = xcalloc(1, sizeof(*v));
+	v->nr = WD_SEEDED;
+	struct seed s = {.tasks_fd = t->set->tasks_fd, .value = v, .err = err};
+	return each_thread(t->cgroup_fd, seed_one, &s, err);
+}
+
 static int ring_sample(void *ctx, void *data, size_t size);
 
 /* The fd of the pool's ring at slot: the array of maps gives its id. */
@@ -111,6 +204,11 @@ struct warden_telemetry *warden_telemetry_attach(uint64_t cgroup_id,
 	t->slot = -1;
 	t->ring_fd = -1;
 	t->ncpus = set->ncpus;
+	t->cgroup_fd = open_cgroup(cgroup_id, err);
+	if (t->cgroup_fd < 0) {
+		warden_error_wrap(err, "telemetry");
+		goto fail;
+	}
 	/* A per-CPU value goes through bpf() as one copy per possible CPU, each rounded up
 	 * to 8 bytes. */
 	t->stride = (sizeof(struct wd_pcpu_counts) + 7) & ~(size_t)7;
@@ -137,10 +235,16 @@ struct warden_telemetry *warden_telemetry_attach(uint64_t cgroup_id,
 		warden_error_wrap(err, "telemetry");
 		goto fail;
 	}
+	if (seed_tasks(t, err) < 0) {
+		unlink_maps(t);
+		warden_error_wrap(err, "telemetry");
+		goto fail;
+	}
 	return t;
 fail:
 	ring_buffer__free(t->rb);
 	closep(&t->ring_fd);
+	closep(&t->cgroup_fd);
 	if (t->slot >= 0)
 		tel_slot_release(set, (uint32_t)t->slot, cgroup_id);
 	free(t);
@@ -292,8 +396,27 @@ int warden_telemetry_drain(struct warden_telemetry *t,
 
 /* ---- counts ----------------------------------------------------------------------------- */
 
-int warden_telemetry_counts(const struct warden_telemetry *t, struct warden_tel_counts *out,
-                            struct warden_error **err)
+struct live {
+	int tasks_fd;
+	struct wd_task *buf;
+	struct warden_tel_counts *out;
+};
+
+static int add_live(int pidfd, void *ctx)
+{
+	struct live *l = ctx;
+	/* A task that has added its counts to the sandbox's (WD_EXITED) is skipped: it is
+	 * read after the sandbox's counters, so it is counted once or, for a task ending
+	 * between the two reads, not in this reading. */
+	if (bpf_map_lookup_elem(l->tasks_fd, &pidfd, l->buf) < 0 || l->buf->nr == WD_EXITED)
+		return 0;
+	for (int i = 0; i < WD_NR_MAX; i++)
+		l->out->syscalls[i] += l->buf->syscalls[i];
+	return 0;
+}
+
+int warden_telemetry_counts(const struct warden_telemetry *t, bool live,
+                            struct warden_tel_counts *out, struct warden_error **err)
 {
 	size_t stride = t->stride;
 	_cleanup_free_ struct wd_pcpu_counts *per = xcalloc((size_t)t->ncpus, stride);
@@ -316,7 +439,11 @@ int warden_telemetry_counts(const struct warden_telemetry *t, struct warden_tel_
 			out->refused_layer[l][i] = sh->refused[l][i];
 			out->refused[i] += sh->refused[l][i];
 		}
-	return 0;
+	if (!live)
+		return 0;
+	_cleanup_free_ struct wd_task *buf = xcalloc(1, sizeof(*buf));
+	struct live l = {.tasks_fd = t->set->tasks_fd, .buf = buf, .out = out};
+	return each_thread(t->cgroup_fd, add_live, &l, err);
 }
 
 /* ---- detach ----------------------------------------------------------------------------- */
@@ -331,6 +458,7 @@ void warden_telemetry_detach(struct warden_telemetry *t)
 	(void)bpf_map_delete_elem(t->set->dead_fd, &t->cgroup_id);
 	ring_buffer__free(t->rb);
 	closep(&t->ring_fd);
+	closep(&t->cgroup_fd);
 	tel_slot_release(t->set, (uint32_t)t->slot, t->cgroup_id);
 	free(t);
 }

@@ -115,7 +115,10 @@ struct warden_telemetry;
 
 /* Start watching the tasks of the cgroup v2 group with this id (see ns_cgroup_v2_id()),
  * loading and pinning the shared programs first if no process has. Call before the
- * sandbox's first process starts, so that nothing it does is missed. */
+ * sandbox's first process starts, so that nothing it does is missed. Watched are the
+ * tasks in the group now and every task they create; a task moved into the group later
+ * (by another process writing cgroup.procs, or clone3's CLONE_INTO_CGROUP from outside)
+ * is not. Root only: it finds the group by its id (open_by_handle_at). */
 struct warden_telemetry *warden_telemetry_attach(uint64_t cgroup_id,
                                                  const struct warden_tel_opts *opts,
                                                  struct warden_error **err);
@@ -128,9 +131,12 @@ int warden_telemetry_drain(struct warden_telemetry *t,
                            void (*cb)(const struct warden_tel_event *ev, void *ctx), void *ctx,
                            struct warden_error **err);
 
-/* Read the sandbox's counters (summed over CPUs). */
-int warden_telemetry_counts(const struct warden_telemetry *t, struct warden_tel_counts *out,
-                            struct warden_error **err);
+/* Read the sandbox's counters (summed over CPUs). Each task adds its system call counts to
+ * the sandbox's when it exits: once the group is empty they are exact. With live, the
+ * counts of the group's live tasks are read and added too (a bpf() call per thread); a
+ * task that ends during the reading may be missing from it, never counted twice. */
+int warden_telemetry_counts(const struct warden_telemetry *t, bool live,
+                            struct warden_tel_counts *out, struct warden_error **err);
 
 /* Stop watching (after a last drain) and free; the shared programs stay loaded for other
  * sandboxes. NULL-safe. */

@@ -128,17 +128,22 @@ struct wd_info {
 	__u32 ncpus;        /* possible CPUs: the copies in a per-CPU value */
 };
 
-#define WD_ABI 1
+#define WD_ABI 2
 
 /* Per task (task storage), for the tasks of watched sandboxes only: what sys_enter saw,
- * for sys_exit. */
+ * for sys_exit, and the task's own system call counts, added to its sandbox's per-CPU
+ * counters when it exits (and 2^32 at a time when one wraps). Its presence is the gate of
+ * sys_enter and sys_exit. */
 #define WD_NOT_IN_SYSCALL (-2)
+#define WD_SEEDED         (-3) /* given by user space at attach: its next exit is not judged */
+#define WD_EXITED         (-4) /* its counts are in the sandbox's counters already */
 #define WD_SOCKADDR_MAX   128
 
 struct wd_task {
-	__s32 nr; /* the system call entered, or WD_NOT_IN_SYSCALL */
+	__s32 nr; /* the system call entered, or one of the marks above */
 	__u32 addrlen;
 	__u8 sa[WD_SOCKADDR_MAX]; /* connect(2)'s address, read at entry */
+	__u32 syscalls[WD_NR_MAX];
 };
 
 /* The loader's calibration: the task's cred->security blob before and after it restricts
