@@ -278,6 +278,9 @@ def test_refused_options(root_runner, warden, rootfs):
     r = vm(root_runner, warden, rootfs, "true", opts=["--tty"])
     assert r.returncode == 125
     assert "--tty is not supported" in r.stderr
+    r = vm(root_runner, warden, rootfs, "true", opts=["--device", "/dev/null"])
+    assert r.returncode == 125
+    assert "isolation vm: devices and GPUs are not passed into the guest" in r.stderr
     r = root_runner.run([warden, "run", "--isolation", "kvm", "--", "true"])
     assert r.returncode == 125
     assert '--isolation: "kvm" is not ns or vm' in r.stderr

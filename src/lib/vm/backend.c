@@ -34,6 +34,10 @@ static int check(const struct warden_plan *plan, const struct warden_process *pr
 {
 	if (proc->tty)
 		return warden_error_set(err, ENOTSUP, "isolation vm: --tty is not supported");
+	if (plan->n_devices || plan->n_gpus)
+		return warden_error_set(err, ENOTSUP,
+		                        "isolation vm: devices and GPUs are not passed into the "
+		                        "guest (devices:, gpu:, --device, --gpu)");
 	if (plan->policy->net_mode != WARDEN_NET_NONE || plan->gateway)
 		return warden_error_set(err, ENOTSUP,
 		                        "isolation vm: network mode %s%s is not supported (only "
