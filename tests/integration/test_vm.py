@@ -388,31 +388,33 @@ def test_snapshot_restored_guests_are_fresh_and_reseeded(root_runner, warden, ro
     # Not under /tmp, which QEMU's sandbox has a tmpfs of its own on.
     cache = tempfile.mkdtemp(prefix="warden-vm-cache-", dir="/var/tmp")
     env = {"WARDEN_VM_CACHE": cache}
-    small = ["--memory", "256M"]  # restored without being asked (docs/vm.md)
-    # A 1 GiB guest is not saved unless asked to.
-    assert vm(root_runner, warden, rootfs, "true", env=env).returncode == 0
-    assert not [f for f in os.listdir(cache) if f.startswith("snap-")]
-    cmd = ("sh", "-c", "head -c 16 /dev/urandom | od -An -tx1; ls /tmp; touch /tmp/mark")
-    first = vm(root_runner, warden, rootfs, *cmd, opts=small, env=env)
-    assert first.returncode == 0, first.stderr
-    snaps = [f for f in os.listdir(cache) if f.startswith("snap-")]
-    assert len(snaps) == 1, os.listdir(cache)
-    runs = [vm(root_runner, warden, rootfs, *cmd, opts=small, env=env) for _ in range(2)]
-    for r in runs:
-        assert r.returncode == 0, r.stderr
-        # Nothing of an earlier sandbox is in a restored guest.
-        assert r.stdout.count("\n") == 1, r.stdout
-    # Two guests restored from one saved state would draw the same random numbers from
-    # the same kernel state; the host's entropy and reseed make them differ.
-    assert len({first.stdout, runs[0].stdout, runs[1].stdout}) == 3
-    # A restore that fails removes the snapshot, and the next start boots cold again.
-    with open(os.path.join(cache, snaps[0]), "r+b") as f:
-        f.truncate(4096)
-    r = vm(root_runner, warden, rootfs, "true", opts=small, env=env)
-    assert r.returncode == 125 and "restoring the guest" in r.stderr
-    assert not os.path.exists(os.path.join(cache, snaps[0]))
-    assert vm(root_runner, warden, rootfs, "true", opts=small, env=env).returncode == 0
-    shutil.rmtree(cache)
+    try:
+        small = ["--memory", "256M"]  # restored without being asked (docs/vm.md)
+        # A 1 GiB guest is not saved unless asked to.
+        assert vm(root_runner, warden, rootfs, "true", env=env).returncode == 0
+        assert not [f for f in os.listdir(cache) if f.startswith("snap-")]
+        cmd = ("sh", "-c", "head -c 16 /dev/urandom | od -An -tx1; ls /tmp; touch /tmp/mark")
+        first = vm(root_runner, warden, rootfs, *cmd, opts=small, env=env)
+        assert first.returncode == 0, first.stderr
+        snaps = [f for f in os.listdir(cache) if f.startswith("snap-")]
+        assert len(snaps) == 1, os.listdir(cache)
+        runs = [vm(root_runner, warden, rootfs, *cmd, opts=small, env=env) for _ in range(2)]
+        for r in runs:
+            assert r.returncode == 0, r.stderr
+            # Nothing of an earlier sandbox is in a restored guest.
+            assert r.stdout.count("\n") == 1, r.stdout
+        # Two guests restored from one saved state would draw the same random numbers from
+        # the same kernel state; the host's entropy and reseed make them differ.
+        assert len({first.stdout, runs[0].stdout, runs[1].stdout}) == 3
+        # A restore that fails removes the snapshot, and the next start boots cold again.
+        with open(os.path.join(cache, snaps[0]), "r+b") as f:
+            f.truncate(4096)
+        r = vm(root_runner, warden, rootfs, "true", opts=small, env=env)
+        assert r.returncode == 125 and "restoring the guest" in r.stderr
+        assert not os.path.exists(os.path.join(cache, snaps[0]))
+        assert vm(root_runner, warden, rootfs, "true", opts=small, env=env).returncode == 0
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 # ---- a service sandbox --------------------------------------------------------------
