@@ -117,6 +117,18 @@ def test_large_output_and_input(root_runner, warden, rootfs):
     assert r.stdout == data * 500 + "300000\n"
 
 
+def test_stale_state_of_a_killed_supervisor_is_swept(root_runner, warden, rootfs):
+    # What a supervisor killed with SIGKILL leaves: a state directory whose agent socket
+    # nobody listens on. The next start removes it.
+    os.makedirs("/run/warden/vm", exist_ok=True)
+    stale = tempfile.mkdtemp(dir="/run/warden/vm")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(os.path.join(stale, "agent.sock"))
+    s.close()
+    assert vm(root_runner, warden, rootfs, "true").returncode == 0
+    assert not os.path.exists(stale)
+
+
 def test_rootless(rootless_runner, warden, rootfs):
     r = vm(rootless_runner, warden, rootfs, "sh", "-c", "echo hi; id -u; exit 7")
     assert r.returncode == 7, r.stderr

@@ -8,6 +8,7 @@
 #include "vm.h"
 #include "../util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <ftw.h>
@@ -57,6 +58,30 @@ static int boot_timeout_ms(const struct vm_assets *a)
 	return a->accel == VM_ACCEL_KVM ? 10000 : 60000;
 }
 
+static int rm_entry(const char *path, const struct stat *s, int type, struct FTW *f);
+
+/* State directories of supervisors that were killed (SIGKILL leaves them): one whose
+ * agent socket nobody listens on any more is removed. A live supervisor listens on its
+ * socket from before QEMU starts until it removes the directory. */
+static void sweep_state_dirs(const char *base)
+{
+	_cleanup_closedir_ DIR *d = opendir(base);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		_cleanup_free_ char *dir = xasprintf("%s/%s", base, e->d_name);
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
+		if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/agent.sock", dir) >=
+		    sizeof(a.sun_path))
+			continue;
+		_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 &&
+		    errno == ECONNREFUSED)
+			(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	}
+}
+
 /* The state directory is bound into QEMU's sandbox at the same path, so it must not lie
  * under a directory that sandbox replaces (/tmp is its own tmpfs there). */
 static char *state_dir(struct warden_error **err)
@@ -78,6 +103,7 @@ static char *state_dir(struct warden_error **err)
 		warden_error_set(err, errno, "creating %s", base);
 		return NULL;
 	}
+	sweep_state_dirs(base);
 	char *dir = xasprintf("%s/XXXXXX", base);
 	if (!mkdtemp(dir)) {
 		warden_error_set(err, errno, "creating a directory in %s", base);
@@ -87,18 +113,21 @@ static char *state_dir(struct warden_error **err)
 	return dir;
 }
 
+/* The socket appears under its name only once it listens (bound under a temporary name,
+ * then renamed), so that sweep_state_dirs() never takes a starting sandbox for stale. */
 static int listen_at(const char *dir, const char *name, struct warden_error **err)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", dir, name) >=
-	    sizeof(a.sun_path))
+	_cleanup_free_ char *path = xasprintf("%s/%s", dir, name);
+	if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s.new", path) >= sizeof(a.sun_path))
 		return warden_error_set(err, ENAMETOOLONG, "socket path in %s", dir);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0) {
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0 ||
+	    rename(a.sun_path, path) < 0) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
-		return warden_error_set(err, e, "listening on %s", a.sun_path);
+		return warden_error_set(err, e, "listening on %s", path);
 	}
 	return fd;
 }
