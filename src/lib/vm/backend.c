@@ -171,6 +171,10 @@ static struct warden_plan *qemu_plan(const struct vm_state *st, char *inside[3],
 	inside[0] = bind_dir_of(p, st->assets.kernel);
 	inside[1] = bind_dir_of(p, st->assets.initrd);
 	inside[2] = bind_dir_of(p, st->assets.rootfs);
+	/* With KVM, QEMU needs /dev/kvm and nothing else of /dev: granted like any device
+	 * (bound in, allowed by the device cgroup). */
+	if (st->assets.accel == VM_ACCEL_KVM)
+		warden_devices_push(&p->devices, "/dev/kvm", WARDEN_DEV_READ | WARDEN_DEV_WRITE);
 	p->memory = outer->memory ? outer->memory + QEMU_OVERHEAD : 0;
 	p->pids = 64;
 	p->cpus_milli = outer->cpus_milli;
