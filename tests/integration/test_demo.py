@@ -22,3 +22,6 @@ def test_demo(root_runner):
     assert "cloud metadata address 169.254.169.254" in r.stdout
     assert "model.call   demo-mini      status 200" in r.stdout
     assert ": intact: " in r.stdout
+    # the microVM part: the guest's own kernel, not the host's
+    guest = next(line for line in r.stdout.splitlines() if "guest kernel: " in line)
+    assert os.uname().release not in guest and "cloud-amd64" in guest, r.stdout
