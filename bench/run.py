@@ -1246,91 +1246,54 @@ def main():
         print(f"[{time.monotonic() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     info = machine_info(warden)
-    if args.audit_only:
-        audit = measure_audit(build, bench_dir, args.audit_records, args.audit_batch,
-                              args.audit_per_record, args.audit_runs, progress)
+    def only(name, results, report, parameters=None, targets=None, as_text=False):
+        """Write and print the results of one --NAME-only run."""
         res = {"started": started, "elapsed_s": round(time.monotonic() - t0, 1),
-               "command": "bench/run.py --audit-only", "machine": info,
-               "loadavg_start": load0, "loadavg_end": loadavg(), "audit_log": audit}
-        out = args.out or os.path.join(build, "bench-audit-results.json")
+               "command": f"bench/run.py --{name}-only", "machine": info}
+        if parameters is not None:
+            res["parameters"] = {**parameters, "seed": args.seed}
+        res.update({"loadavg_start": load0, "loadavg_end": loadavg(), **results})
+        if targets is not None:
+            res["targets"] = targets
+        out = args.out or os.path.join(build, f"bench-{name}-results.json")
         with open(out, "w") as f:
             json.dump(res, f, indent=1)
             f.write("\n")
-        print("\n".join(audit_report(audit)))
+        print("\n".join(report))
+        for k, t in (targets or {}).items():
+            value = f"{t['value']!s:>10}" if as_text else f"{t['value']:>10.3f}"
+            print(f"  {k:<28} {value}  target {t['target']:<14} {verdict(t['met'])}")
         print(f"\nresults: {out}")
-        return
+
+    if args.audit_only:
+        audit = measure_audit(build, bench_dir, args.audit_records, args.audit_batch,
+                              args.audit_per_record, args.audit_runs, progress)
+        return only("audit", {"audit_log": audit}, audit_report(audit))
     if args.telemetry_only:
         stel = measure_sandbox_telemetry(warden, build, bench_dir, args.tel_chunks,
                                          args.py_chunk, args.c_chunk, args.tel_make_rounds, rng,
                                          progress)
         tel = measure_telemetry(build, bench_dir, args.tel_chunks, args.py_chunk, args.c_chunk,
                                 args.tel_make_rounds, rng, progress)
-        res = {"started": started, "elapsed_s": round(time.monotonic() - t0, 1),
-               "command": "bench/run.py --telemetry-only", "machine": info,
-               "parameters": {"tel_chunks": args.tel_chunks, "py_chunk": args.py_chunk,
-                              "c_chunk": args.c_chunk, "tel_make_rounds": args.tel_make_rounds,
-                              "seed": args.seed},
-               "loadavg_start": load0, "loadavg_end": loadavg(), "telemetry": tel,
-               "sandbox_telemetry": stel, "targets": sandbox_telemetry_targets(stel)}
-        out = args.out or os.path.join(build, "bench-telemetry-results.json")
-        with open(out, "w") as f:
-            json.dump(res, f, indent=1)
-            f.write("\n")
-        print("\n".join(sandbox_telemetry_report(stel) + [""] + telemetry_report(tel)))
-        for k, t in res["targets"].items():
-            print(f"  {k:<28} {t['value']:>10.3f}  target {t['target']:<14} {verdict(t['met'])}")
-        print(f"\nresults: {out}")
-        return
+        return only("telemetry", {"telemetry": tel, "sandbox_telemetry": stel},
+                    sandbox_telemetry_report(stel) + [""] + telemetry_report(tel),
+                    {"tel_chunks": args.tel_chunks, "py_chunk": args.py_chunk,
+                     "c_chunk": args.c_chunk, "tel_make_rounds": args.tel_make_rounds},
+                    sandbox_telemetry_targets(stel))
     if args.vm_only:
         v = vm.measure_vm(warden, bench_dir, args.vm_rounds, rng, progress)
-        res = {"started": started, "elapsed_s": round(time.monotonic() - t0, 1),
-               "command": "bench/run.py --vm-only", "machine": info,
-               "parameters": {"vm_rounds": args.vm_rounds, "seed": args.seed},
-               "loadavg_start": load0, "loadavg_end": loadavg(), "vm": v,
-               "targets": vm.vm_targets(v)}
-        out = args.out or os.path.join(build, "bench-vm-results.json")
-        with open(out, "w") as f:
-            json.dump(res, f, indent=1)
-            f.write("\n")
-        print("\n".join(vm.vm_report(v)))
-        for k, t in res["targets"].items():
-            print(f"  {k:<28} {t['value']:>10.3f}  target {t['target']:<14} {verdict(t['met'])}")
-        print(f"\nresults: {out}")
-        return
+        return only("vm", {"vm": v}, vm.vm_report(v), {"vm_rounds": args.vm_rounds},
+                    vm.vm_targets(v))
     if args.daemon_only:
         d = measure_daemon(args, build, warden, progress)
-        res = {"started": started, "elapsed_s": round(time.monotonic() - t0, 1),
-               "command": "bench/run.py --daemon-only", "machine": info,
-               "parameters": {"trips": args.daemon_trips, "idle": args.daemon_idle,
-                              "clients": args.daemon_clients, "seconds": args.daemon_seconds},
-               "loadavg_start": load0, "loadavg_end": loadavg(), "daemon": d,
-               "targets": daemon.daemon_targets(d)}
-        out = args.out or os.path.join(build, "bench-daemon-results.json")
-        with open(out, "w") as f:
-            json.dump(res, f, indent=1)
-            f.write("\n")
-        print("\n".join(daemon.daemon_report(d)))
-        for k, t in res["targets"].items():
-            print(f"  {k:<28} {t['value']!s:>10}  target {t['target']:<14} {verdict(t['met'])}")
-        print(f"\nresults: {out}")
-        return
+        return only("daemon", {"daemon": d}, daemon.daemon_report(d),
+                    {"trips": args.daemon_trips, "idle": args.daemon_idle,
+                     "clients": args.daemon_clients, "seconds": args.daemon_seconds},
+                    daemon.daemon_targets(d), as_text=True)
     if args.net_only:
         network = measure_network(args, warden, bench_dir, rng, progress)
-        res = {"started": started, "elapsed_s": round(time.monotonic() - t0, 1),
-               "command": "bench/run.py --net-only", "machine": info,
-               "parameters": {**net_parameters(args), "seed": args.seed},
-               "loadavg_start": load0, "loadavg_end": loadavg(), "network": network,
-               "targets": net.net_targets(network)}
-        out = args.out or os.path.join(build, "bench-net-results.json")
-        with open(out, "w") as f:
-            json.dump(res, f, indent=1)
-            f.write("\n")
-        print("\n".join(net.net_report(network)))
-        print("\nTargets")
-        for k, t in res["targets"].items():
-            print(f"  {k:<28} {t['value']:>10.3f}  target {t['target']:<14} {verdict(t['met'])}")
-        print(f"\nresults: {out}")
-        return
+        return only("net", {"network": network}, net.net_report(network) + ["", "Targets"],
+                    net_parameters(args), net.net_targets(network))
     warden_dyn = link_dynamic_warden(build, bench_dir)
     cs = contenders(warden, warden_dyn, bench_dir, runc_root)
     for c in cs:

@@ -153,3 +153,19 @@ def stand_in_devices():
         os.chmod(nodes[name], 0o666)
     yield nodes
     shutil.rmtree(d, ignore_errors=True)
+
+
+def sandbox_pids(supervisor_pid, tries=400):
+    """The host pids of init and of the command of a running `warden run` (its supervisor's
+    child and grandchild), once both exist."""
+    import time
+    for _ in range(tries):
+        kids = subprocess.run(["pgrep", "-P", str(supervisor_pid)], capture_output=True,
+                              text=True).stdout.split()
+        if kids:
+            grandkids = subprocess.run(["pgrep", "-P", kids[0]], capture_output=True,
+                                       text=True).stdout.split()
+            if grandkids:
+                return int(kids[0]), int(grandkids[0])
+        time.sleep(0.025)
+    raise AssertionError("the sandbox did not start")

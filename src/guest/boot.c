@@ -47,6 +47,20 @@ static void sleep_ms(long ms)
 
 /* ---- the command line -------------------------------------------------------------- */
 
+/* A small file into buf (NUL-terminated, at most len - 1 bytes); fatal when unreadable. */
+static void read_text(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+	if (n < 0) {
+		char what[160];
+		snprintf(what, sizeof(what), "reading %s", path);
+		agent_fatal(what, errno);
+	}
+	close(fd);
+	buf[n] = '\0';
+}
+
 struct vol {
 	char dev[16];
 	char path[256];
@@ -75,12 +89,7 @@ static void parse_cmdline(struct boot_cfg *c)
 {
 	char buf[4096];
 	snprintf(c->tmp_opts, sizeof(c->tmp_opts), "mode=0755");
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (n < 0)
-		agent_fatal("reading /proc/cmdline", errno);
-	close(fd);
-	buf[n] = '\0';
+	read_text("/proc/cmdline", buf, sizeof(buf));
 	for (char *save, *t = strtok_r(buf, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
 		if (strncmp(t, "warden.tmp=", 11) == 0)
 			snprintf(c->tmp_opts, sizeof(c->tmp_opts), "mode=0755,size=%s", t + 11);
@@ -97,12 +106,7 @@ static void parse_cmdline(struct boot_cfg *c)
 static void load_modules(void)
 {
 	char list[1024], path[128];
-	int fd = open("/lib/modules/order", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, list, sizeof(list) - 1) : -1;
-	if (n < 0)
-		agent_fatal("reading /lib/modules/order", errno);
-	close(fd);
-	list[n] = '\0';
+	read_text("/lib/modules/order", list, sizeof(list));
 	for (char *save, *m = strtok_r(list, "\n", &save); m; m = strtok_r(NULL, "\n", &save)) {
 		snprintf(path, sizeof(path), "/lib/modules/%s.ko", m);
 		int mfd = open(path, O_RDONLY | O_CLOEXEC);

@@ -12,9 +12,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
+
+from conftest import sandbox_pids
 
 OPEN = r"""
 import errno, json, os, sys
@@ -120,19 +121,6 @@ def test_read_only_grant_rootless(rootless_runner, warden, nodes, shared_tmp):
     assert "no device cgroup without root" in r.stderr
 
 
-def _sandbox_init(supervisor_pid):
-    for _ in range(400):
-        kids = subprocess.run(["pgrep", "-P", str(supervisor_pid)], capture_output=True,
-                              text=True).stdout.split()
-        if kids:
-            grandkids = subprocess.run(["pgrep", "-P", kids[0]], capture_output=True,
-                                       text=True).stdout.split()
-            if grandkids:
-                return int(kids[0])
-        time.sleep(0.025)
-    raise AssertionError("the sandbox did not start")
-
-
 def _groups(pid):
     out = {}
     with open(f"/proc/{pid}/cgroup") as f:
@@ -157,7 +145,7 @@ def test_device_cgroup_enforces_alone(hierarchy, warden, nodes, tmp_path):
                             "--audit-key", str(tmp_path / "audit.key"),
                             "--device", nodes["a"] + ":rwm", "--", "sleep", "30"])
     try:
-        groups = _groups(_sandbox_init(sup.pid))
+        groups = _groups(sandbox_pids(sup.pid)[0])
         if hierarchy == "v1":
             group = "/sys/fs/cgroup/devices" + groups["devices"]
         else:

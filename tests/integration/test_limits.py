@@ -7,19 +7,7 @@ import time
 
 import pytest
 
-
-def _sandbox_pids(supervisor_pid):
-    """init and the command of a running `warden run`."""
-    for _ in range(200):
-        out = subprocess.run(["pgrep", "-P", str(supervisor_pid)], capture_output=True,
-                             text=True).stdout.split()
-        if out:
-            kids = subprocess.run(["pgrep", "-P", out[0]], capture_output=True,
-                                  text=True).stdout.split()
-            if kids:
-                return int(out[0]), int(kids[0])
-        time.sleep(0.02)
-    raise AssertionError("sandbox did not start")
+from conftest import sandbox_pids
 
 
 def _host_cgroup(pid, controller):
@@ -48,7 +36,7 @@ def running(warden):
     def start(*opts):
         proc = subprocess.Popen([warden, "run", "-q", *opts, "--", "sleep", "60"])
         procs.append(proc)
-        return _sandbox_pids(proc.pid)
+        return sandbox_pids(proc.pid)
 
     yield start
     for p in procs:
