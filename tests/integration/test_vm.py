@@ -4,6 +4,7 @@ Real guests under QEMU (TCG on hosts without a KVM that can boot the guest: seco
 boot), running real commands in a small root file system (busybox and the probe, from
 --rootfs). Each sandbox is a fresh guest; tests that need a sandbox's state share one run.
 Skipped, with the reason, only where QEMU or the guest kernel is missing."""
+import fcntl
 import json
 import os
 import shutil
@@ -118,15 +119,36 @@ def test_large_output_and_input(root_runner, warden, rootfs):
 
 
 def test_stale_state_of_a_killed_supervisor_is_swept(root_runner, warden, rootfs):
-    # What a supervisor killed with SIGKILL leaves: a state directory whose agent socket
-    # nobody listens on. The next start removes it.
+    # What a supervisor killed with SIGKILL leaves: a state directory whose "live" file
+    # nobody holds locked any more, with an agent socket nobody listens on. The next start
+    # removes it; a directory whose file is locked (a live supervisor's) stays.
     os.makedirs("/run/warden/vm", exist_ok=True)
-    stale = tempfile.mkdtemp(dir="/run/warden/vm")
+    stale, held = (tempfile.mkdtemp(dir="/run/warden/vm") for _ in range(2))
     s = socket.socket(socket.AF_UNIX)
     s.bind(os.path.join(stale, "agent.sock"))
     s.close()
-    assert vm(root_runner, warden, rootfs, "true").returncode == 0
-    assert not os.path.exists(stale)
+    open(os.path.join(stale, "live"), "w").close()
+    with open(os.path.join(held, "live"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            assert vm(root_runner, warden, rootfs, "true").returncode == 0
+            assert not os.path.exists(stale)
+            assert os.path.exists(held)
+        finally:
+            shutil.rmtree(held)
+
+
+def test_concurrent_starts(root_runner, warden, rootfs):
+    # Three guests starting at once, each sweeping the others' state directories as it
+    # starts: none may take another's for dead (a probe of its agent socket once did, and
+    # two of three failed).
+    procs = [subprocess.Popen([warden, "run", "-q", "--isolation", "vm", "--rootfs", rootfs,
+                               "--", "sh", "-c", f"echo {i}"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    outs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1] for o in outs]
+    assert [o[0] for o in outs] == ["0\n", "1\n", "2\n"]
+
 
 
 def test_rootless(rootless_runner, warden, rootfs):

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,9 +61,16 @@ static int boot_timeout_ms(const struct vm_assets *a)
 
 static int rm_entry(const char *path, const struct stat *s, int type, struct FTW *f);
 
-/* State directories of supervisors that were killed (SIGKILL leaves them): one whose
- * agent socket nobody listens on any more is removed. A live supervisor listens on its
- * socket from before QEMU starts until it removes the directory. */
+#define LIVE_FILE      "live"
+#define LOCKLESS_AGE_S 60
+
+/* State directories of supervisors that were killed (SIGKILL leaves them) are removed: a
+ * live supervisor holds an exclusive flock on the directory's "live" file, which the
+ * kernel drops when the supervisor dies. Why a lock and not a probe of the agent socket:
+ * a connection to a starting supervisor's socket would be the one it accepts as QEMU's,
+ * and a concurrent start would take the other for dead. The file appears (by rename) only
+ * once locked; a directory without one is a start between mkdtemp() and that rename, or
+ * one killed in between, removed only once it is old. */
 static void sweep_state_dirs(const char *base)
 {
 	_cleanup_closedir_ DIR *d = opendir(base);
@@ -71,15 +79,31 @@ static void sweep_state_dirs(const char *base)
 		if (e->d_name[0] == '.')
 			continue;
 		_cleanup_free_ char *dir = xasprintf("%s/%s", base, e->d_name);
-		struct sockaddr_un a = {.sun_family = AF_UNIX};
-		if ((size_t)snprintf(a.sun_path, sizeof(a.sun_path), "%s/agent.sock", dir) >=
-		    sizeof(a.sun_path))
-			continue;
-		_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 &&
-		    errno == ECONNREFUSED)
+		_cleanup_free_ char *live = xasprintf("%s/" LIVE_FILE, dir);
+		_cleanup_close_ int fd = open(live, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		struct stat s;
+		bool stale = fd >= 0
+		                 ? flock(fd, LOCK_EX | LOCK_NB) == 0
+		                 : errno == ENOENT && lstat(dir, &s) == 0 && S_ISDIR(s.st_mode) &&
+		                       time(NULL) - s.st_mtime > LOCKLESS_AGE_S;
+		if (stale)
 			(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 	}
+}
+
+/* The "live" file of dir, locked, then named: see sweep_state_dirs(). Returns its fd. */
+static int hold_live(const char *dir, struct warden_error **err)
+{
+	_cleanup_free_ char *tmp = xasprintf("%s/" LIVE_FILE ".new", dir);
+	_cleanup_free_ char *live = xasprintf("%s/" LIVE_FILE, dir);
+	int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0 || rename(tmp, live) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return warden_error_set(err, e, "locking %s", live);
+	}
+	return fd;
 }
 
 /* The state directory is bound into QEMU's sandbox at the same path, so it must not lie
@@ -114,7 +138,7 @@ static char *state_dir(struct warden_error **err)
 }
 
 /* The socket appears under its name only once it listens (bound under a temporary name,
- * then renamed), so that sweep_state_dirs() never takes a starting sandbox for stale. */
+ * then renamed): QEMU, started later, never finds a name nobody listens on. */
 static int listen_at(const char *dir, const char *name, struct warden_error **err)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -417,7 +441,7 @@ static int vm_start(struct warden_sandbox *sb, const struct warden_process *proc
 {
 	const struct warden_plan *plan = sb->plan;
 	struct vm_state *st = xcalloc(1, sizeof(*st));
-	st->agent = st->qmp = st->ev[0] = st->ev[1] = st->wake = -1;
+	st->agent = st->qmp = st->live_fd = st->ev[0] = st->ev[1] = st->wake = -1;
 	pthread_mutex_init(&st->mu, NULL);
 	st->sb = sb;
 	st->service = proc->service;
@@ -430,6 +454,7 @@ static int vm_start(struct warden_sandbox *sb, const struct warden_process *proc
 		                         "many times slower than with KVM)",
 		                         st->assets.accel_note));
 	if (!(st->state_dir = state_dir(err)) ||
+	    (st->live_fd = hold_live(st->state_dir, err)) < 0 ||
 	    vm_volumes_prepare(plan, st->state_dir, &st->vols, &st->n_vols, err) < 0)
 		return -1;
 	_cleanup_close_ int agent_l = listen_at(st->state_dir, "agent.sock", err);
@@ -568,6 +593,8 @@ static void vm_destroy(struct warden_sandbox *sb)
 	vm_volumes_free(st->vols, st->n_vols);
 	if (st->state_dir)
 		(void)nftw(st->state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	if (st->live_fd >= 0)
+		close(st->live_fd);
 	free(st->state_dir);
 	vm_assets_clear(&st->assets);
 	free(st->out);

@@ -125,6 +125,7 @@ struct vm_state {
 	struct warden_sandbox *qsb; /* ... and the sandbox itself */
 	struct warden_sandbox *sb;  /* the vm sandbox this state belongs to */
 	int agent, qmp;             /* connected sockets */
+	int live_fd;                /* the state directory's "live" file, locked */
 	int ev[2];                  /* events from the relay thread: struct warden_event */
 	int wake;                   /* eventfd: frames queued, or stop */
 	bool stop;
