@@ -68,8 +68,9 @@ def find_wardend(build):
 
 
 class Daemon:
-    def __init__(self, wardend, warden, root, pools=()):
+    def __init__(self, wardend, warden, root, pools=(), extra=()):
         self.wardend, self.warden, self.root = wardend, warden, root
+        self.extra = list(extra)
         self.sock = os.path.join(root, "wardend.sock")
         self.state = os.path.join(root, "state")
         self.pools = pools
@@ -83,6 +84,7 @@ class Daemon:
                 "--audit-key", os.path.join(self.root, "audit.key")]
         for pol, n in self.pools:
             argv += ["--pool", f"{pol}={n}"]
+        argv += self.extra
         env = dict(os.environ)
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=open(os.path.join(self.root, "wardend.err"), "ab"),
@@ -146,16 +148,16 @@ def destroy(cl, sid):
         raise RuntimeError(f"destroy: {st} {body[:200]!r}")
 
 
-def round_trips(d, n, pooled):
+def round_trips(d, n, pooled, policy="default", refill_s=10):
     cl = Client(d.sock)
     times, daemon_create = [], []
     for _ in range(n):
         if pooled:  # let the pool refill, so that each create is served from it
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + refill_s
             while time.monotonic() < deadline and not pool_ready(d):
                 time.sleep(0.01)
         t0 = time.perf_counter()
-        sb = create(cl)
+        sb = create(cl, policy=policy)
         t1 = time.perf_counter()
         r = run(cl, sb["id"], ["true"])
         destroy(cl, sb["id"])

@@ -11,6 +11,11 @@
   256M       cold and snapshot again with --memory 256M, where warden restores on its own.
   idle       host memory of idle guests (`warden supervise --isolation vm`), booted cold
              at 1 GiB and restored at 256 MiB: QEMU's RSS and PSS.
+  pool       wardend with `--pool vmpool=2` (a stored policy: isolation vm, the small
+             root, 256 MiB): a create served from the pool hands out a booted guest whose
+             agent is ready; the time of that create, and of create -> exec `true` ->
+             destroy, from a Python client over the unix socket (the pool refilled
+             between trips).
 
 The guests run a small root (busybox and /bin/true from the host), so that building an
 image of the host's system directories is not what is measured. Runs alternate in a
@@ -18,6 +23,8 @@ shuffled order, as everywhere in bench/run.py.
 """
 import json
 import os
+
+import daemon
 import shutil
 import statistics
 import subprocess
@@ -115,6 +122,26 @@ def idle_memory(warden, root, n, snapshot, memory):
             subprocess.run([warden, "kill", info["sandbox"]], capture_output=True)
 
 
+def pool_trips(warden, root, bench_dir, n):
+    wardend = daemon.find_wardend(os.path.dirname(warden)) or daemon.find_wardend(
+        os.path.dirname(os.path.dirname(warden)))
+    if not wardend:
+        return {"unavailable": "no wardend next to warden"}
+    d_root = tempfile.mkdtemp(prefix="vm-pool-", dir=bench_dir)
+    pols = os.path.join(d_root, "policies")
+    os.mkdir(pols)
+    with open(os.path.join(pols, "vmpool.yaml"), "w") as f:
+        f.write(f"name: vmpool\nisolation: vm\nfilesystem: {{rootfs: {root}}}\n"
+                "limits: {memory: 256M}\n")
+    d = daemon.Daemon(wardend, warden, d_root, pools=[("vmpool", 2)],
+                      extra=["--policies", pols])
+    try:
+        return daemon.round_trips(d, n, True, policy="vmpool", refill_s=120)
+    finally:
+        d.stop()
+        shutil.rmtree(d_root, ignore_errors=True)
+
+
 def measure_vm(warden, bench_dir, rounds, rng, progress):
     if not shutil.which("qemu-system-x86_64") or not os.path.exists(
             os.path.join(KERNEL_DIR, "vmlinux")):
@@ -142,6 +169,9 @@ def measure_vm(warden, bench_dir, rounds, rng, progress):
     progress("vm: idle guests")
     idle = idle_memory(warden, root, 3, False, "1G")
     idle_256 = idle_memory(warden, root, 3, True, "256M")
+    progress("vm: wardend's pool")
+    pool = pool_trips(warden, root, bench_dir, max(rounds, 5))
+
 
     def stats(xs):
         return {"median": statistics.median(xs), "p90": percentile(xs, 90), "n": len(xs)}
@@ -161,6 +191,7 @@ def measure_vm(warden, bench_dir, rounds, rng, progress):
         "snapshot_256_ready_ms": stats([r["ready_ms"] for r in runs["snapshot_256"]]),
         "idle": idle,
         "idle_256_restored": idle_256,
+        "pool": pool,
     }
 
 
@@ -173,6 +204,9 @@ def vm_targets(v):
         "vm_ready_from_snapshot_ms": {
             "value": v["snapshot_256_ready_ms"]["median"], "target": f"<= {READY_TARGET_MS:g}",
             "met": v["snapshot_256_ready_ms"]["median"] <= READY_TARGET_MS},
+        **({} if "unavailable" in v["pool"] else {"vm_ready_from_pool_ms": {
+            "value": v["pool"]["create_p50_ms"], "target": f"<= {READY_TARGET_MS:g}",
+            "met": v["pool"]["create_p50_ms"] <= READY_TARGET_MS}}),
     }
 
 
@@ -199,4 +233,9 @@ def vm_report(v):
              f"  idle guest on the host, 256M restored           "
              f"{v['idle_256_restored']['rss_mib']:.0f} MiB RSS, "
              f"{v['idle_256_restored']['pss_mib']:.0f} MiB PSS"]
+    p = v["pool"]
+    lines.append("  wardend pool, 256M: " + (
+        f"unavailable: {p['unavailable']}" if "unavailable" in p else
+        f"create (a ready guest) {p['create_p50_ms']:.2f} ms p50, {p['create_p99_ms']:.2f} ms "
+        f"p99; create -> exec true -> destroy {p['p50_ms']:.1f} ms p50 ({p['n']} trips)"))
     return lines
