@@ -312,14 +312,14 @@ static bool decode(const struct warden_telemetry *t, const void *data, size_t si
 	}
 	case WD_CONNECT: {
 		const struct wd_connect *e = data;
-		if (size < sizeof(*e))
+		if (size < WD_CONNECT_SHORT)
 			return false;
 		ev->kind = WARDEN_TEL_CONNECT;
 		ev->connect.family = e->family;
 		ev->connect.port = ntohs(e->port);
 		ev->connect.ret = e->ret;
 		memcpy(ev->connect.addr, e->addr, sizeof(ev->connect.addr));
-		if (e->family == AF_UNIX && e->pathlen > 0) {
+		if (e->family == AF_UNIX && e->pathlen > 0 && size >= sizeof(*e)) {
 			/* An abstract name (leading NUL) is shown the way ss(8) does: '@'. */
 			size_t n = e->pathlen < sizeof(e->path) ? e->pathlen : sizeof(e->path);
 			if (e->path[0] == '\0') {

@@ -85,8 +85,12 @@ struct wd_connect {
 	__u16 pad;
 	__s32 ret;
 	__u8 addr[16];
-	char path[WD_UNIX_PATH];
+	char path[WD_UNIX_PATH]; /* AF_UNIX only: other records end before it */
 };
+/* A connect record without its path: what every connect other than AF_UNIX takes in the
+ * ring (92 bytes with the ring's header instead of 200), so that a storm of connects
+ * fills it half as fast. */
+#define WD_CONNECT_SHORT __builtin_offsetof(struct wd_connect, path)
 
 struct wd_refused {
 	struct wd_hdr h;

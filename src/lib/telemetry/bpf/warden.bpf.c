@@ -410,21 +410,20 @@ static __always_inline void emit_connect(struct wd_task *st, long ret)
 	struct wd_pcpu_counts *c = pcpu_of(cg);
 	struct wd_connect *e;
 	__u64 len = st->addrlen;
-	__u16 family = 0;
+	__u16 family = len >= 2 ? *(__u16 *)st->sa : 0;
+	bool with_path = family == AF_UNIX && len > 2;
 	if (!c)
 		return;
-	e = reserve(cg, c, sizeof(*e));
+	/* Two constant sizes (the verifier wants one per reservation). */
+	e = with_path ? reserve(cg, c, sizeof(*e)) : reserve(cg, c, WD_CONNECT_SHORT);
 	if (!e)
 		return;
 	fill_hdr(&e->h, bpf_get_current_task_btf(), WD_CONNECT);
 	__builtin_memset(e->addr, 0, sizeof(e->addr));
-	e->path[0] = '\0';
 	e->port = 0;
 	e->pathlen = 0;
 	e->pad = 0;
 	e->ret = ret;
-	if (len >= 2)
-		family = *(__u16 *)st->sa;
 	e->family = family;
 	if (family == AF_INET && len >= sizeof(struct sockaddr_in)) {
 		struct sockaddr_in *in = (void *)st->sa;
@@ -434,7 +433,7 @@ static __always_inline void emit_connect(struct wd_task *st, long ret)
 		struct sockaddr_in6 *in6 = (void *)st->sa;
 		e->port = in6->sin6_port;
 		__builtin_memcpy(e->addr, &in6->sin6_addr, 16);
-	} else if (family == AF_UNIX && len > 2) {
+	} else if (with_path) {
 		/* The path is len - 2 bytes, not always NUL-terminated, and starts with a NUL
 		 * for an abstract socket: copied as bytes, decoded in user space. */
 		__u64 n = len - 2;
