@@ -1,12 +1,13 @@
 /* supervisor.c: the host side of one sandbox (see supervisor.h).
  *
- * Sections: state; emitting events and audit records; the start hook (telemetry attach,
- * the create record made durable); telemetry events and guardrails; sampling; control
- * requests (the server side of control.h's protocol); the end of the sandbox; the public
- * functions.
+ * Sections: emitting events and audit records; the start hook (telemetry attach, the
+ * create record made durable); telemetry events and guardrails; the network's decisions;
+ * sampling; the end of the sandbox; the public functions. The state is in
+ * supervisor-internal.h; the control socket and the commands run on request are
+ * supervisor-control.c.
  */
 #define _GNU_SOURCE
-#include "supervisor.h"
+#include "supervisor-internal.h"
 #include "control.h"
 #include "events.h"
 #include "guard.h"
@@ -33,55 +34,9 @@
 enum { FD_SANDBOX_MSG, FD_SANDBOX_EXIT, FD_TELEMETRY, FD_TIMER, FD_CONTROL, FD_NET, FD_MAX };
 _Static_assert(FD_MAX == WARDEN_SUPERVISOR_FDS, "supervisor.h: WARDEN_SUPERVISOR_FDS");
 
-struct warden_supervisor {
-	const struct warden_plan *plan;
-	struct warden_supervisor_opts opts;
-	struct warden_sandbox *sb;
-	char id[17]; /* the sandbox's, kept for the records written after it is gone */
-	struct warden_telemetry *tel;
-	struct warden_netserve *net;
-	struct strv sources_off; /* "source: reason" */
-	struct warden_guard_engine guard;
-	struct warden_guards rules;     /* the policy's guardrails, plus gpu.memory's */
-	struct warden_gpu_session *gpu; /* granted GPUs, or NULL */
-	json_t *gpu_latest;             /* the latest sample of each GPU, by UUID */
-	int timer_fd;
-	int control_fd;
-	char *control_path;
-	uint64_t start_ns, end_ns;
-	uint64_t sample_ticks, ticks_per_event;
-	struct warden_sample last; /* the last sample (for --stats and the end event) */
-	struct warden_tel_counts counts;
-	bool have_counts;
-	uint64_t reported_drops;
-	bool frozen, ended;
-	bool killing; /* the supervisor itself ended the sandbox (guardrail, control, timeout) */
-	bool service; /* no main process: commands come through the control socket */
-	struct pending_exec *execs; /* commands whose requester waits for their end */
-	size_t n_execs;
-	uint32_t next_exec;
-	struct warden_supervisor_result result;
-};
-
-/* A command run on a control request: the requester's connection gets {"ok", "exec",
- * "pid"} when it starts and {"exit"} when it ends. */
-struct pending_exec {
-	uint32_t id;
-	int conn;
-};
-
-#define MAX_PENDING_EXECS 1024
-
-static uint64_t now_ns(clockid_t clock)
-{
-	struct timespec ts;
-	clock_gettime(clock, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- emitting ---------------------------------------------------------------------- */
 
-static void emit(struct warden_supervisor *sv, json_t *ev)
+void sv_emit(struct warden_supervisor *sv, json_t *ev)
 {
 	if (!ev)
 		return;
@@ -96,7 +51,7 @@ static void emit(struct warden_supervisor *sv, json_t *ev)
 
 /* An audit record: the event's fields, under an "audit" kind name. Queued; the caller
  * commits where durability is needed before going on. */
-static void audit(struct warden_supervisor *sv, const char *kind, json_t *fields)
+void sv_audit(struct warden_supervisor *sv, const char *kind, json_t *fields)
 {
 	if (!sv->opts.audit) {
 		json_decref(fields);
@@ -111,7 +66,7 @@ static void audit(struct warden_supervisor *sv, const char *kind, json_t *fields
 	json_decref(rec);
 }
 
-static void audit_commit(struct warden_supervisor *sv)
+void sv_audit_commit(struct warden_supervisor *sv)
 {
 	_cleanup_error_ struct warden_error *e = NULL;
 	if (sv->opts.audit && warden_audit_commit(sv->opts.audit, &e) < 0 && sv->sb)
@@ -131,7 +86,7 @@ static char *policy_sha256(const struct warden_policy *p)
 	return hex;
 }
 
-static json_t *strv_json(char *const *v)
+json_t *sv_strv_json(char *const *v)
 {
 	json_t *a = json_array();
 	for (; v && *v; v++)
@@ -183,7 +138,7 @@ static json_t *create_fields(struct warden_supervisor *sv, const struct warden_p
 			    vols, json_pack("{s:s, s:s, s:b}", "host", plan->binds[i].host, "path",
 			                    plan->binds[i].path, "rw", plan->binds[i].rw));
 	return json_pack("{s:s, s:s, s:o, s:{s:i, s:i}, s:i, s:b, s:o, s:s, s:s*}", "policy",
-	                 p->name, "policy_sha256", hash, "argv", strv_json(proc->argv), "user",
+	                 p->name, "policy_sha256", hash, "argv", sv_strv_json(proc->argv), "user",
 	                 "uid", (int)p->uid, "gid", (int)p->gid, "caller_uid",
 	                 (int)plan->caller_uid, "rootless", plan->rootless, "volumes", vols,
 	                 "network", warden_net_mode_names[p->net_mode], "rootfs", p->rootfs);
@@ -199,14 +154,14 @@ static int start_hook(struct warden_sandbox *sb, void *ctx, struct warden_error 
 	sv->sb = sb;
 	memcpy(sv->id, sb->id, sizeof(sv->id));
 	attach_telemetry(sv);
-	audit(sv, "sandbox.create", create_fields(sv, c->proc));
+	sv_audit(sv, "sandbox.create", create_fields(sv, c->proc));
 	if (sv->plan->n_devices)
-		audit(sv, "device.grant", warden_gpu_session_grant_record(sv->plan));
+		sv_audit(sv, "device.grant", warden_gpu_session_grant_record(sv->plan));
 	warden_gpu_session_started(sv->gpu, sb->id);
 	if (!c->proc->service)
-		audit(sv, "sandbox.exec",
-		      json_pack("{s:o, s:s}", "argv", strv_json(c->proc->argv), "workdir",
-		                sv->plan->workdir));
+		sv_audit(sv, "sandbox.exec",
+		         json_pack("{s:o, s:s}", "argv", sv_strv_json(c->proc->argv), "workdir",
+		                   sv->plan->workdir));
 	if (sv->opts.audit && warden_audit_commit(sv->opts.audit, err) < 0)
 		return warden_error_wrap(err, "audit");
 	return 0;
@@ -249,14 +204,14 @@ static void act(struct warden_supervisor *sv, const struct warden_guard_hit *hit
 		json_object_set_new(ev, "attention", json_boolean(r->action != WARDEN_GUARD_LOG));
 		if (*done)
 			json_object_set_new(ev, "note", json_string(done));
-		emit(sv, ev);
-		audit(sv, "guard.fire",
-		      json_pack("{s:s, s:s, s:s, s:s, s:s}", "rule", r->name, "condition",
-		                warden_guard_cond_names[r->cond], "action", action_name, "evidence",
-		                hits[i].evidence, "result", *done ? done : "done"));
+		sv_emit(sv, ev);
+		sv_audit(sv, "guard.fire",
+		         json_pack("{s:s, s:s, s:s, s:s, s:s}", "rule", r->name, "condition",
+		                   warden_guard_cond_names[r->cond], "action", action_name,
+		                   "evidence", hits[i].evidence, "result", *done ? done : "done"));
 	}
 	if (n)
-		audit_commit(sv);
+		sv_audit_commit(sv);
 }
 
 static void on_tel_event(const struct warden_tel_event *e, void *ctx)
@@ -264,7 +219,7 @@ static void on_tel_event(const struct warden_tel_event *e, void *ctx)
 	struct warden_supervisor *sv = ctx;
 	struct warden_guard_hit hits[MAX_HITS];
 	size_t n = 0;
-	emit(sv, warden_event_from_tel(sv->sb->id, e));
+	sv_emit(sv, warden_event_from_tel(sv->sb->id, e));
 	if (e->kind == WARDEN_TEL_EXEC)
 		n = warden_guard_on_exec(&sv->guard, e->exec.path, hits, MAX_HITS);
 	else if (e->kind == WARDEN_TEL_CONNECT &&
@@ -286,7 +241,7 @@ static void drain_telemetry(struct warden_supervisor *sv)
  * every wake-up of the ring). live: with the system call counts of the live tasks too (a
  * read per thread), for a reading somebody asked for; the tick needs only the refusals
  * and drops, which are kept per sandbox. */
-static void read_counts(struct warden_supervisor *sv, bool live)
+void sv_read_counts(struct warden_supervisor *sv, bool live)
 {
 	if (sv->tel && warden_telemetry_counts(sv->tel, live, &sv->counts, NULL) == 0) {
 		sv->have_counts = true;
@@ -298,7 +253,7 @@ static void read_counts(struct warden_supervisor *sv, bool live)
 			json_object_set_new(
 			    ev, "new",
 			    json_integer((json_int_t)(sv->counts.drops - sv->reported_drops)));
-			emit(sv, ev);
+			sv_emit(sv, ev);
 			sv->reported_drops = sv->counts.drops;
 		}
 	}
@@ -309,9 +264,9 @@ static void read_counts(struct warden_supervisor *sv, bool live)
 static void on_net_item(json_t *event, const char *audit_kind, json_t *rec, void *ctx)
 {
 	struct warden_supervisor *sv = ctx;
-	emit(sv, event);
+	sv_emit(sv, event);
 	if (audit_kind)
-		audit(sv, audit_kind, rec);
+		sv_audit(sv, audit_kind, rec);
 	else
 		json_decref(rec);
 }
@@ -321,12 +276,12 @@ static void drain_net(struct warden_supervisor *sv)
 	warden_netserve_drain(sv->net, on_net_item, sv);
 	/* Refusals and model calls are on disk before the supervisor looks at anything else;
 	 * they are not held back from the sandbox until then (docs/audit.md). */
-	audit_commit(sv);
+	sv_audit_commit(sv);
 }
 
 /* ---- sampling ---------------------------------------------------------------------- */
 
-static uint64_t refused_total(const struct warden_tel_counts *c)
+uint64_t sv_refused_total(const struct warden_tel_counts *c)
 {
 	uint64_t n = 0;
 	for (size_t i = 0; i < WARDEN_TEL_NR_MAX; i++)
@@ -334,7 +289,7 @@ static uint64_t refused_total(const struct warden_tel_counts *c)
 	return n;
 }
 
-static json_t *sample_fields(json_t *ev, const struct warden_sample *s)
+json_t *sv_sample_fields(json_t *ev, const struct warden_sample *s)
 {
 	if (s->has_memory) {
 		json_object_set_new(ev, "memory_current",
@@ -371,15 +326,15 @@ static void gpu_poll(struct warden_supervisor *sv, struct warden_guard_sample *g
 		}
 		json_t *ev = warden_event_new(sv->sb->id, "gpu.xid", 0);
 		json_object_update(ev, item);
-		audit(sv, "gpu.xid", json_deep_copy(item));
-		emit(sv, ev);
+		sv_audit(sv, "gpu.xid", json_deep_copy(item));
+		sv_emit(sv, ev);
 	}
 	const char *uuid;
 	json_object_foreach(event_tick ? sv->gpu_latest : NULL, uuid, item)
 	{
 		json_t *ev = warden_event_new(sv->sb->id, "gpu.sample", 0);
 		json_object_update(ev, item);
-		emit(sv, ev);
+		sv_emit(sv, ev);
 	}
 	json_decref(items);
 }
@@ -388,7 +343,7 @@ static void sample(struct warden_supervisor *sv, bool tick)
 {
 	struct warden_guard_hit hits[MAX_HITS];
 	(void)warden_sandbox_sample(sv->sb, &sv->last);
-	read_counts(sv, false);
+	sv_read_counts(sv, false);
 	struct warden_guard_sample g = {
 	    .memory_peak = sv->last.memory_peak,
 	    .has_memory = sv->last.has_memory,
@@ -396,14 +351,14 @@ static void sample(struct warden_supervisor *sv, bool tick)
 	    .has_pids = sv->last.has_pids,
 	    .cpu_ms = sv->last.cpu_usec / 1000,
 	    .has_cpu = sv->last.has_cpu,
-	    .refused = refused_total(&sv->counts),
+	    .refused = sv_refused_total(&sv->counts),
 	    .has_refused = sv->have_counts,
 	    .wall_ms = (now_ns(CLOCK_MONOTONIC) - sv->start_ns) / 1000000,
 	};
 	gpu_poll(sv, &g, tick && (sv->sample_ticks + 1) % sv->ticks_per_event == 0);
 	act(sv, hits, warden_guard_on_sample(&sv->guard, &g, hits, MAX_HITS));
 	if (tick && ++sv->sample_ticks % sv->ticks_per_event == 0)
-		emit(sv, sample_fields(warden_event_new(sv->sb->id, "sample", 0), &sv->last));
+		sv_emit(sv, sv_sample_fields(warden_event_new(sv->sb->id, "sample", 0), &sv->last));
 }
 
 static bool has_threshold_rules(const struct warden_guards *g)
@@ -431,325 +386,6 @@ static int start_timer(struct warden_supervisor *sv)
 	return timerfd_settime(sv->timer_fd, 0, &it, NULL) < 0 ? -errno : 0;
 }
 
-/* ---- control requests -------------------------------------------------------------- */
-
-static json_t *stats_json(struct warden_supervisor *sv)
-{
-	(void)warden_sandbox_sample(sv->sb, &sv->last);
-	read_counts(sv, true);
-	json_t *o = sample_fields(json_pack("{s:s, s:s, s:b}", "sandbox", sv->sb->id, "policy",
-	                                    sv->plan->policy->name, "frozen", sv->frozen),
-	                          &sv->last);
-	json_object_set_new(
-	    o, "wall_ms",
-	    json_integer((json_int_t)((now_ns(CLOCK_MONOTONIC) - sv->start_ns) / 1000000)));
-	if (sv->have_counts) {
-		uint64_t total = 0;
-		for (size_t i = 0; i < WARDEN_TEL_NR_MAX; i++)
-			total += sv->counts.syscalls[i];
-		json_object_set_new(o, "syscalls", json_integer((json_int_t)total));
-		json_object_set_new(o, "refused",
-		                    json_integer((json_int_t)refused_total(&sv->counts)));
-		json_object_set_new(o, "execs", json_integer((json_int_t)sv->counts.execs));
-		json_object_set_new(o, "forks", json_integer((json_int_t)sv->counts.forks));
-		json_object_set_new(o, "events", json_integer((json_int_t)sv->counts.events));
-		json_object_set_new(o, "drops", json_integer((json_int_t)sv->counts.drops));
-	}
-	return o;
-}
-
-static void control_action(struct warden_supervisor *sv, const char *op, uid_t peer, json_t *reply)
-{
-	_cleanup_error_ struct warden_error *e = NULL;
-	int r = 0;
-	if (streq(op, "freeze")) {
-		r = warden_sandbox_freeze(sv->sb, true, &e);
-		sv->frozen = r == 0 || sv->frozen;
-	} else if (streq(op, "thaw")) {
-		r = warden_sandbox_freeze(sv->sb, false, &e);
-		sv->frozen = r < 0 && sv->frozen;
-	} else {
-		sv->killing = true;
-		r = warden_sandbox_kill(sv->sb, &e);
-	}
-	json_t *ev = warden_event_new(sv->sb->id, op, 0);
-	json_object_set_new(ev, "by", json_string("control"));
-	json_object_set_new(ev, "peer_uid", json_integer(peer));
-	if (r < 0)
-		json_object_set_new(ev, "error", json_string(warden_error_text(e)));
-	emit(sv, ev);
-	_cleanup_free_ char *kind = xasprintf("sandbox.%s", op);
-	audit(sv, kind,
-	      json_pack("{s:s, s:i, s:s}", "by", "control", "peer_uid", (int)peer, "result",
-	                r < 0 ? warden_error_text(e) : "done"));
-	audit_commit(sv);
-	json_object_set_new(reply, "ok", json_boolean(r == 0));
-	if (r < 0)
-		json_object_set_new(reply, "error", json_string(warden_error_text(e)));
-}
-
-/* ---- commands on request (service sandboxes) ---------------------------------------- */
-
-static void send_json(int conn, json_t *msg)
-{
-	char *out = json_dumps(msg, JSON_COMPACT);
-	if (out)
-		(void)!send(conn, out, strlen(out), MSG_NOSIGNAL | MSG_DONTWAIT);
-	free(out);
-	json_decref(msg);
-}
-
-/* {"ok":true} with the sandbox's root directory attached (an O_PATH descriptor): files
- * are reached through it with openat2(RESOLVE_IN_ROOT), as the sandbox's user. */
-static void send_root(int conn, int root_fd)
-{
-	static const char ok[] = "{\"ok\":true}";
-	(void)send_with_fds(conn, ok, sizeof(ok) - 1, &root_fd, 1, MSG_DONTWAIT);
-}
-
-static struct pending_exec *find_exec(struct warden_supervisor *sv, uint32_t id)
-{
-	for (size_t i = 0; i < sv->n_execs; i++)
-		if (sv->execs[i].id == id)
-			return &sv->execs[i];
-	return NULL;
-}
-
-static void exec_done(struct warden_supervisor *sv, struct pending_exec *pe, json_t *msg)
-{
-	send_json(pe->conn, msg);
-	close(pe->conn);
-	*pe = sv->execs[--sv->n_execs];
-}
-
-static void on_exec_event(struct warden_supervisor *sv, const struct warden_event *ev)
-{
-	struct pending_exec *pe = find_exec(sv, ev->exec_id);
-	if (ev->kind == WARDEN_EVENT_EXEC_STARTED) {
-		if (pe)
-			send_json(pe->conn, json_pack("{s:b, s:I, s:i}", "ok", 1, "exec",
-			                              (json_int_t)ev->exec_id, "pid", ev->pid));
-		return;
-	}
-	const char *why = ev->errnum ? strerror(ev->errnum) : NULL;
-	_cleanup_free_ char *error = ev->text[0] && why ? xasprintf("%s: %s", ev->text, why)
-	                             : ev->text[0]      ? xstrdup(ev->text)
-	                             : why              ? xstrdup(why)
-	                                                : NULL;
-	audit(sv, "sandbox.exec.exit",
-	      json_pack("{s:I, s:i, s:s*}", "exec", (json_int_t)ev->exec_id, "status", ev->code,
-	                "error", error));
-	audit_commit(sv);
-	if (!pe)
-		return;
-	if (error) /* it never started: the requester still gets its start reply first */
-		send_json(pe->conn, json_pack("{s:b, s:I, s:i}", "ok", 1, "exec",
-		                              (json_int_t)ev->exec_id, "pid", 0));
-	exec_done(sv, pe, json_pack("{s:i, s:s*}", "exit", ev->code, "error", error));
-}
-
-/* The strings of a JSON array (NULL if v is not an array of at most max strings without
- * NUL). */
-static bool json_strv(const json_t *v, size_t max, struct strv *out)
-{
-	size_t i;
-	json_t *s;
-	if (!json_is_array(v) || json_array_size(v) > max)
-		return false;
-	json_array_foreach(v, i, s)
-	{
-		if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s))
-			return false;
-		strv_push(out, json_string_value(s));
-	}
-	return true;
-}
-
-/* {"op":"exec","argv":[...],"env":["K=V",...],"workdir":"/abs"} with stdin, stdout and
- * stderr attached. The command starts only once its audit record is on disk. Returns the
- * error for the requester, or NULL once the connection is taken (pending). */
-static const char *control_exec(struct warden_supervisor *sv, int *conn, const json_t *req,
-                                int *fds, size_t nfds, uid_t peer, char *why, size_t why_len)
-{
-	struct strv argv = {0}, env = {0};
-	const json_t *e = json_object_get(req, "env"), *w = json_object_get(req, "workdir");
-	const char *workdir = json_string_value(w);
-	const char *bad = NULL;
-	_cleanup_error_ struct warden_error *err = NULL;
-	if (!sv->service)
-		bad = "exec: this sandbox runs one command (started by warden run)";
-	else if (sv->frozen)
-		bad = "exec: the sandbox is paused";
-	else if (nfds != 3)
-		bad = "exec: attach exactly 3 descriptors (stdin, stdout, stderr)";
-	else if (!json_strv(json_object_get(req, "argv"), 4096, &argv) || !argv.n)
-		bad = "exec: \"argv\" must be a non-empty array of strings";
-	else if (e && !json_strv(e, 4096, &env))
-		bad = "exec: \"env\" must be an array of NAME=VALUE strings";
-	else if (w && (!workdir || !path_is_normal_absolute(workdir)))
-		bad = "exec: \"workdir\" must be an absolute, normalized path";
-	else if (sv->n_execs == MAX_PENDING_EXECS)
-		bad = "exec: too many commands running";
-	for (size_t i = 0; !bad && i < env.n; i++) {
-		_cleanup_free_ char *name = strndup(env.v[i], strcspn(env.v[i], "="));
-		if (!strchr(env.v[i], '=') || !warden_env_name_valid(name))
-			bad = "exec: \"env\" must be an array of NAME=VALUE strings";
-	}
-	if (!bad) {
-		uint32_t id = ++sv->next_exec;
-		audit(sv, "sandbox.exec",
-		      json_pack("{s:I, s:o, s:s, s:s, s:i}", "exec", (json_int_t)id, "argv",
-		                strv_json(argv.v), "workdir", workdir ? workdir : sv->plan->workdir,
-		                "by", "control", "peer_uid", (int)peer));
-		struct warden_exec x = {.argv = argv.v,
-		                        .env = env.v,
-		                        .workdir = workdir,
-		                        .stdio = {fds[0], fds[1], fds[2]}};
-		if (audit_commit(sv), warden_sandbox_exec(sv->sb, id, &x, &err) < 0) {
-			snprintf(why, why_len, "exec: %s", warden_error_text(err));
-			bad = why;
-		} else {
-			sv->execs = xrealloc(sv->execs, (sv->n_execs + 1) * sizeof(*sv->execs));
-			sv->execs[sv->n_execs++] = (struct pending_exec){id, *conn};
-			*conn = -1;
-		}
-	}
-	strv_clear(&argv);
-	strv_clear(&env);
-	return bad;
-}
-
-static void control_info(struct warden_supervisor *sv, json_t *reply)
-{
-	const struct warden_plan *plan = sv->plan;
-	const struct warden_policy *p = plan->policy;
-	/* The sandbox user as the host sees it: what files made from outside must belong to. */
-	unsigned uid = plan->rootless ? (unsigned)plan->caller_uid : plan->host_base + p->uid;
-	unsigned gid = plan->rootless ? (unsigned)plan->caller_gid : plan->host_base + p->gid;
-	json_object_update(reply, json_pack("{s:b, s:s, s:s, s:i, s:I, s:I, s:b, s:b, s:i}", "ok",
-	                                    1, "sandbox", sv->sb->id, "policy", p->name, "init_pid",
-	                                    (int)sv->sb->init_pid, "uid", (json_int_t)uid, "gid",
-	                                    (json_int_t)gid, "service", sv->service, "frozen",
-	                                    sv->frozen, "supervisor_pid", (int)getpid()));
-}
-
-static const char *fmt(char *buf, size_t len, const char *f, ...)
-    __attribute__((format(printf, 3, 4)));
-static const char *fmt(char *buf, size_t len, const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	vsnprintf(buf, len, f, ap);
-	va_end(ap);
-	return buf;
-}
-
-/* One request per connection (an exec's connection stays open until its command ends):
- * {"op": "info"|"root"|"stats"|"freeze"|"thaw"|"kill"|"destroy"|"exec"|"signal", ...}. Only the
- * supervisor's own user (or root) is answered: the socket's directory is theirs, and the
- * peer's credentials are checked again here. */
-static void handle_control(struct warden_supervisor *sv)
-{
-	int fd = accept4(sv->control_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return;
-	_cleanup_close_ int conn = fd;
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	_cleanup_free_ char *buf = xmalloc(WARDEN_CONTROL_MSG_MAX + 1);
-	char why[600];
-	int fds[3];
-	size_t nfds = 0;
-	struct timeval tv = {.tv_sec = 1};
-	setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-	    (cred.uid != 0 && cred.uid != geteuid()))
-		return;
-	ssize_t n = warden_control_recvmsg(conn, buf, WARDEN_CONTROL_MSG_MAX, 0, fds,
-	                                   ARRAY_SIZE(fds), &nfds);
-	size_t kept = nfds < ARRAY_SIZE(fds) ? nfds : ARRAY_SIZE(fds);
-	json_t *req = n > 0 ? (buf[n] = '\0', json_loads(buf, 0, NULL)) : NULL;
-	const char *op = req ? json_string_value(json_object_get(req, "op")) : NULL;
-	json_t *reply = json_object();
-	const char *bad = NULL;
-	if (n <= 0) {
-		bad = "a request is one JSON object of at most 64 KiB";
-	} else if (!op) {
-		bad = "expected {\"op\": \"info\"|\"stats\"|\"freeze\"|\"thaw\"|\"kill\"|"
-		      "\"destroy\"|\"exec\"|\"signal\"}";
-	} else if (streq(op, "exec")) {
-		bad = control_exec(sv, &conn, req, fds, nfds, cred.uid, why, sizeof(why));
-	} else if (nfds) {
-		bad = "only exec takes descriptors";
-	} else if (streq(op, "info")) {
-		control_info(sv, reply);
-	} else if (streq(op, "root") && sv->sb->root_fd >= 0) {
-		send_root(conn, sv->sb->root_fd);
-		json_decref(reply);
-		json_decref(req);
-		return;
-	} else if (streq(op, "stats")) {
-		json_object_set_new(reply, "ok", json_true());
-		json_object_set_new(reply, "stats", stats_json(sv));
-	} else if (streq(op, "signal")) {
-		json_int_t id = json_integer_value(json_object_get(req, "exec"));
-		json_int_t sig = json_integer_value(json_object_get(req, "signal"));
-		_cleanup_error_ struct warden_error *e = NULL;
-		if (!find_exec(sv, (uint32_t)id) || id <= 0 || id > UINT32_MAX)
-			bad = "signal: no running command with that \"exec\" id";
-		else if (sig < 1 || sig >= NSIG)
-			bad = "signal: \"signal\" must be a signal number";
-		else if (warden_sandbox_exec_signal(sv->sb, (uint32_t)id, (int)sig, &e) < 0)
-			bad = fmt(why, sizeof(why), "signal: %s", warden_error_text(e));
-		else
-			json_object_set_new(reply, "ok", json_true());
-	} else if (streq(op, "freeze") || streq(op, "thaw") || streq(op, "kill")) {
-		control_action(sv, op, cred.uid, reply);
-	} else if (streq(op, "destroy")) {
-		control_action(sv, "kill", cred.uid, reply);
-	} else {
-		bad = fmt(why, sizeof(why), "unknown op \"%.64s\"", op);
-	}
-	if (bad) {
-		json_object_set_new(reply, "ok", json_false());
-		json_object_set_new(reply, "error", json_string(bad));
-	}
-	for (size_t i = 0; i < kept; i++)
-		close(fds[i]); /* init got its own copies */
-	if (conn >= 0)
-		send_json(conn, reply);
-	else
-		json_decref(reply); /* an exec under way: its replies come with its events */
-	json_decref(req);
-}
-
-static int open_control(struct warden_supervisor *sv, struct warden_error **err)
-{
-	_cleanup_free_ char *dir = warden_control_dir(true, err);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (!dir)
-		return -1;
-	/* Bound under a temporary name and renamed once listening: a socket under its final
-	 * name that refuses connections is a stale one, which readers may remove. */
-	_cleanup_free_ char *tmp = xasprintf("%s/%s.sock.new", dir, sv->sb->id);
-	if (strlen(tmp) >= sizeof(sa.sun_path))
-		return warden_error_set(err, ENAMETOOLONG, "control socket %s", tmp);
-	strcpy(sa.sun_path, tmp);
-	sv->control_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	mode_t old = umask(0077);
-	int r = sv->control_fd < 0 ? -1 : bind(sv->control_fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (r < 0 || listen(sv->control_fd, 8) < 0)
-		return warden_error_set(err, errno, "control socket %s", tmp);
-	sv->control_path = xasprintf("%s/%s.sock", dir, sv->sb->id);
-	if (rename(tmp, sv->control_path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return warden_error_set(err, e, "control socket %s", sv->control_path);
-	}
-	return 0;
-}
-
 /* ---- the end ----------------------------------------------------------------------- */
 
 static void finish(struct warden_supervisor *sv)
@@ -758,16 +394,16 @@ static void finish(struct warden_supervisor *sv)
 	sv->ended = true;
 	sv->end_ns = now_ns(CLOCK_MONOTONIC);
 	while (sv->n_execs)
-		exec_done(
+		sv_exec_done(
 		    sv, &sv->execs[0],
 		    json_pack("{s:i, s:s}", "exit", 128 + SIGKILL, "error", "the sandbox ended"));
 	warden_netserve_stop(sv->net, on_net_item, sv);
 	sv->net = NULL;
 	drain_telemetry(sv);
-	read_counts(sv, true);
+	sv_read_counts(sv, true);
 	(void)warden_sandbox_sample(sv->sb, &sv->last);
 	const struct warden_supervisor_result *r = &sv->result;
-	json_t *ev = sample_fields(warden_event_new(sv->sb->id, "sandbox.end", 0), &sv->last);
+	json_t *ev = sv_sample_fields(warden_event_new(sv->sb->id, "sandbox.end", 0), &sv->last);
 	json_object_set_new(ev, "wall_ms",
 	                    json_integer((json_int_t)((sv->end_ns - sv->start_ns) / 1000000)));
 	if (r->failed) {
@@ -784,22 +420,22 @@ static void finish(struct warden_supervisor *sv)
 		json_object_set_new(ev, "execs", json_integer((json_int_t)sv->counts.execs));
 		json_object_set_new(ev, "forks", json_integer((json_int_t)sv->counts.forks));
 		json_object_set_new(ev, "refused",
-		                    json_integer((json_int_t)refused_total(&sv->counts)));
+		                    json_integer((json_int_t)sv_refused_total(&sv->counts)));
 		json_object_set_new(ev, "events", json_integer((json_int_t)sv->counts.events));
 		json_object_set_new(ev, "drops", json_integer((json_int_t)sv->counts.drops));
 		snprintf(stats_note, sizeof(stats_note), "%" PRIu64, sv->counts.drops);
 	}
-	emit(sv, ev);
-	audit(sv, "sandbox.exit",
-	      json_pack("{s:i, s:b, s:s, s:s*}", "status", r->failed ? -1 : r->code, "failed",
-	                r->failed, "reason",
-	                r->timed_out      ? "timeout"
-	                : r->killed_by[0] ? "guardrail"
-	                : r->lost         ? "init killed"
-	                : r->failed       ? r->text
-	                                  : "exited",
-	                "killed_by", r->killed_by[0] ? r->killed_by : NULL));
-	audit_commit(sv);
+	sv_emit(sv, ev);
+	sv_audit(sv, "sandbox.exit",
+	         json_pack("{s:i, s:b, s:s, s:s*}", "status", r->failed ? -1 : r->code, "failed",
+	                   r->failed, "reason",
+	                   r->timed_out      ? "timeout"
+	                   : r->killed_by[0] ? "guardrail"
+	                   : r->lost         ? "init killed"
+	                   : r->failed       ? r->text
+	                                     : "exited",
+	                   "killed_by", r->killed_by[0] ? r->killed_by : NULL));
+	sv_audit_commit(sv);
 }
 
 static void on_sandbox_event(struct warden_supervisor *sv, const struct warden_event *ev)
@@ -818,7 +454,7 @@ static void on_sandbox_event(struct warden_supervisor *sv, const struct warden_e
 		break;
 	case WARDEN_EVENT_EXEC_STARTED:
 	case WARDEN_EVENT_EXEC_EXIT:
-		on_exec_event(sv, ev);
+		sv_on_exec_event(sv, ev);
 		break;
 	case WARDEN_EVENT_LOST:
 		/* Killing the whole sandbox kills its init too: that is the sandbox ending as it
@@ -896,29 +532,29 @@ struct warden_supervisor *warden_supervisor_start(const struct warden_plan *plan
 		/* The hook ran (the audit knows of the sandbox): record the failure too. The
 		 * sandbox itself is already gone. */
 		sv->sb = NULL;
-		audit(sv, "sandbox.exit",
-		      json_pack("{s:i, s:b, s:s}", "status", -1, "failed", true, "reason",
-		                err && *err ? warden_error_text(*err) : "start failed"));
-		audit_commit(sv);
+		sv_audit(sv, "sandbox.exit",
+		         json_pack("{s:i, s:b, s:s}", "status", -1, "failed", true, "reason",
+		                   err && *err ? warden_error_text(*err) : "start failed"));
+		sv_audit_commit(sv);
 		warden_supervisor_free(sv);
 		return NULL;
 	}
 	sv->sb = sb;
 	json_t *start = warden_event_new(sb->id, "sandbox.start", 0);
 	json_object_set_new(start, "policy", json_string(plan->policy->name));
-	json_object_set_new(start, "argv", strv_json(proc->argv));
-	emit(sv, start);
+	json_object_set_new(start, "argv", sv_strv_json(proc->argv));
+	sv_emit(sv, start);
 	json_t *sources = warden_event_new(sb->id, "telemetry.sources", 0);
 	json_object_set_new(sources, "bpf", json_boolean(sv->tel != NULL));
 	json_object_set_new(
 	    sources, "cgroup",
 	    json_boolean(sb->cgroup_id != 0 || warden_sandbox_sample(sb, &sv->last) == 0));
-	json_object_set_new(sources, "off", strv_json(sv->sources_off.v));
-	emit(sv, sources);
+	json_object_set_new(sources, "off", sv_strv_json(sv->sources_off.v));
+	sv_emit(sv, sources);
 	_cleanup_error_ struct warden_error *e = NULL;
 	if (start_timer(sv) < 0)
 		strv_push(&sb->warnings, "sampling timer unavailable: threshold guardrails off");
-	if (opts->control && open_control(sv, &e) < 0)
+	if (opts->control && sv_open_control(sv, &e) < 0)
 		strv_push_take(&sb->warnings, xasprintf("%s", warden_error_text(e)));
 	return sv;
 }
@@ -957,7 +593,7 @@ int warden_supervisor_dispatch(struct warden_supervisor *sv, const struct pollfd
 	    read(sv->timer_fd, &ticks, sizeof(ticks)) == sizeof(ticks))
 		sample(sv, true);
 	if (sv->control_fd >= 0 && is_ready(ready, FD_CONTROL))
-		handle_control(sv);
+		sv_handle_control(sv);
 	if (sv->net && is_ready(ready, FD_NET))
 		drain_net(sv);
 	if (!is_ready(ready, FD_SANDBOX_MSG) && !is_ready(ready, FD_SANDBOX_EXIT))
@@ -1000,8 +636,8 @@ int warden_supervisor_timeout(struct warden_supervisor *sv, struct warden_error 
 	sv->killing = true;
 	json_t *ev = warden_event_new(sv->sb->id, "kill", 0);
 	json_object_set_new(ev, "by", json_string("timeout"));
-	emit(sv, ev);
-	audit(sv, "sandbox.kill", json_pack("{s:s}", "by", "timeout"));
+	sv_emit(sv, ev);
+	sv_audit(sv, "sandbox.kill", json_pack("{s:s}", "by", "timeout"));
 	if (warden_sandbox_kill(sv->sb, err) < 0)
 		return -1;
 	return 0;
@@ -1061,7 +697,7 @@ char *warden_supervisor_stats(struct warden_supervisor *sv)
 	char *next = xasprintf("%s  system calls: %" PRIu64 " (%s)\n  refused: %" PRIu64
 	                       "%s%s%s\n  execs: %" PRIu64 ", forks: %" PRIu64
 	                       "\n  telemetry events: %" PRIu64 ", lost: %" PRIu64 "\n",
-	                       out, total, top, refused_total(&sv->counts), *refused ? " (" : "",
+	                       out, total, top, sv_refused_total(&sv->counts), *refused ? " (" : "",
 	                       refused, *refused ? ")" : "", sv->counts.execs, sv->counts.forks,
 	                       sv->counts.events, sv->counts.drops);
 	free(out);
@@ -1081,15 +717,15 @@ void warden_supervisor_free(struct warden_supervisor *sv)
 	if (sv->sb) {
 		warden_sandbox_destroy(sv->sb);
 		sv->sb = NULL;
-		audit(sv, "sandbox.destroy", json_object());
-		audit_commit(sv);
+		sv_audit(sv, "sandbox.destroy", json_object());
+		sv_audit_commit(sv);
 	}
 	if (sv->gpu) {
 		size_t i;
 		json_t *rec, *recs = warden_gpu_session_end(TAKE_PTR(sv->gpu));
-		json_array_foreach(recs, i, rec) audit(sv, "gpu.scrub", json_incref(rec));
+		json_array_foreach(recs, i, rec) sv_audit(sv, "gpu.scrub", json_incref(rec));
 		json_decref(recs);
-		audit_commit(sv);
+		sv_audit_commit(sv);
 	}
 	if (sv->control_fd >= 0)
 		close(sv->control_fd);
