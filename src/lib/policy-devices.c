@@ -12,7 +12,6 @@
 #include "yaml-util.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 
 #define DEVICES_MAX 64
 #define KEY_MAX     160
@@ -129,16 +128,8 @@ struct dctx {
 	struct warden_error **err;
 };
 
-static int derr(struct dctx *c, const yaml_node_t *n, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int derr(struct dctx *c, const yaml_node_t *n, const char *key, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int r = wyaml_verror(c->err, c->origin, n, key, fmt, ap);
-	va_end(ap);
-	return r;
-}
+/* An error at node n of the file being parsed (c: its parsing context). */
+#define derr(c, n, key, ...) wyaml_error((c)->err, (c)->origin, n, key, __VA_ARGS__)
 
 static int seq_items(struct dctx *c, yaml_node_t *v, const char *key, size_t max,
                      yaml_node_item_t **ret_start, size_t *ret_n)

@@ -17,7 +17,6 @@
 
 #include <inttypes.h>
 #include <seccomp.h>
-#include <stdarg.h>
 #include <yaml.h>
 
 #define POLICY_MAX_BYTES (1 << 20)
@@ -39,16 +38,8 @@ static struct warden_policy *parse_into(const char *text, size_t len, const char
 
 /* ---- errors ------------------------------------------------------------------------ */
 
-static int perr(struct pctx *c, const yaml_node_t *n, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int perr(struct pctx *c, const yaml_node_t *n, const char *key, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int r = wyaml_verror(c->err, c->origin, n, key, fmt, ap);
-	va_end(ap);
-	return r;
-}
+/* An error at node n of the file being parsed (c: its parsing context). */
+#define perr(c, n, key, ...) wyaml_error((c)->err, (c)->origin, n, key, __VA_ARGS__)
 
 /* ---- scalars ----------------------------------------------------------------------- */
 

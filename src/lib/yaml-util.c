@@ -10,11 +10,15 @@
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
-int wyaml_verror(struct warden_error **err, const char *origin, const yaml_node_t *n,
-                 const char *key, const char *fmt, va_list ap)
+int wyaml_error(struct warden_error **err, const char *origin, const yaml_node_t *n,
+                const char *key, const char *fmt, ...)
 {
 	_cleanup_free_ char *msg = NULL;
-	if (vasprintf(&msg, fmt, ap) < 0)
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (r < 0)
 		abort();
 	return warden_error_set(err, 0, "%s:%zu:%zu: %s: %s", origin,
 	                        n ? n->start_mark.line + 1 : 1, n ? n->start_mark.column + 1 : 1,
@@ -53,28 +57,16 @@ const char *wyaml_node_kind(const yaml_node_t *n)
 	}
 }
 
-static int node_error(struct warden_error **err, const char *origin, const yaml_node_t *n,
-                      const char *key, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int node_error(struct warden_error **err, const char *origin, const yaml_node_t *n,
-                      const char *key, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int r = wyaml_verror(err, origin, n, key, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 int wyaml_get_str(struct warden_error **err, const char *origin, const yaml_node_t *n,
                   const char *key, const char **ret)
 {
 	if (n->type != YAML_SCALAR_NODE)
-		return node_error(err, origin, n, key, "expected a string, found %s",
-		                  wyaml_node_kind(n));
+		return wyaml_error(err, origin, n, key, "expected a string, found %s",
+		                   wyaml_node_kind(n));
 	/* A value is used as a C string: one cut short by a NUL byte would be checked as
 	 * one thing and meant as another. */
 	if (strlen((const char *)n->data.scalar.value) != n->data.scalar.length)
-		return node_error(err, origin, n, key, "contains a NUL byte");
+		return wyaml_error(err, origin, n, key, "contains a NUL byte");
 	*ret = (const char *)n->data.scalar.value;
 	return 0;
 }
@@ -90,7 +82,7 @@ int wyaml_get_bool(struct warden_error **err, const char *origin, const yaml_nod
 	else if (streq(s, "false"))
 		*ret = false;
 	else
-		return node_error(err, origin, n, key, "\"%s\" is not true or false", s);
+		return wyaml_error(err, origin, n, key, "\"%s\" is not true or false", s);
 	return 0;
 }
 

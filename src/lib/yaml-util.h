@@ -20,9 +20,8 @@
 
 /* Fill *err with "ORIGIN:LINE:COLUMN: KEY: MESSAGE", at n's start (1:1 when n is NULL);
  * returns -1. */
-int wyaml_verror(struct warden_error **err, const char *origin, const yaml_node_t *n,
-                 const char *key, const char *fmt, va_list ap)
-    __attribute__((format(printf, 5, 0)));
+int wyaml_error(struct warden_error **err, const char *origin, const yaml_node_t *n,
+                const char *key, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* A key path below another ("policies.ci.models[2]") into buf; one that does not fit is
  * cut, which only shortens a message. */

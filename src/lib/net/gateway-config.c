@@ -17,7 +17,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <sys/stat.h>
 #include <yaml.h>
 
@@ -43,16 +42,8 @@ struct cctx {
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
-static int cerr(struct cctx *x, const yaml_node_t *n, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int cerr(struct cctx *x, const yaml_node_t *n, const char *key, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int r = wyaml_verror(x->err, x->origin, n, key, fmt, ap);
-	va_end(ap);
-	return r;
-}
+/* An error at node n of the file being parsed (x: its parsing context). */
+#define cerr(x, n, key, ...) wyaml_error((x)->err, (x)->origin, n, key, __VA_ARGS__)
 
 /* ---- scalars --------------------------------------------------------------------------- */
 
