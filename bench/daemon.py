@@ -59,6 +59,18 @@ class Client:
         raise AssertionError("unreachable")
 
 
+def process_argvs():
+    """(pid, argv as bytes) of every process whose command line can be read."""
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                yield int(p), f.read().split(b"\0")
+        except OSError:
+            continue
+
+
 def find_wardend(build):
     for p in ("wardend", "src/daemon/wardend"):
         path = os.path.join(build, p)
@@ -114,14 +126,12 @@ class Daemon:
                 self.p.wait()
         # wardend leaves its sandboxes running when it stops (a restart adopts them): the
         # pool's, which no client destroys, end with their supervisors here.
-        for p in os.listdir("/proc"):
-            try:
-                with open(f"/proc/{p}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-                if b"supervise" in argv and any(self.root.encode() in a for a in argv):
-                    os.kill(int(p), signal.SIGTERM)
-            except (OSError, ValueError):
-                pass
+        for pid, argv in process_argvs():
+            if b"supervise" in argv and any(self.root.encode() in a for a in argv):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except OSError:
+                    pass
 
 
 def create(cl, **kw):
@@ -191,14 +201,7 @@ def meminfo_used_kib():
 def stray_sandboxes(listed):
     """Supervisors alive that wardend does not list (a sandbox it lost track of)."""
     stray = 0
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
+    for _, argv in process_argvs():
         if len(argv) > 1 and argv[0].endswith(b"warden") and argv[1] == b"supervise":
             stray += 1
     return max(0, stray - len(listed))

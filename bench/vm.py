@@ -123,8 +123,7 @@ def idle_memory(warden, root, n, snapshot, memory):
 
 
 def pool_trips(warden, root, bench_dir, n):
-    wardend = daemon.find_wardend(os.path.dirname(warden)) or daemon.find_wardend(
-        os.path.dirname(os.path.dirname(warden)))
+    wardend = daemon.find_wardend(os.path.dirname(bench_dir))  # bench_dir: BUILD/bench
     if not wardend:
         return {"unavailable": "no wardend next to warden"}
     d_root = tempfile.mkdtemp(prefix="vm-pool-", dir=bench_dir)
