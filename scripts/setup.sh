@@ -7,7 +7,7 @@ set -eu
 PACKAGES="
 build-essential pkg-config meson ninja-build python3
 clang clang-format llvm
-libseccomp-dev libyaml-dev libcmocka-dev libjansson-dev libssl-dev
+libseccomp-dev libyaml-dev libcmocka-dev libjansson-dev libssl-dev libsodium-dev
 libbpf-dev libelf-dev zlib1g-dev bpftool
 libevent-dev libhttp-parser-dev
 python3-pytest curl openssl python3-pip

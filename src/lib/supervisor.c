@@ -16,8 +16,8 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -76,14 +76,14 @@ void sv_audit_commit(struct warden_supervisor *sv)
 static char *policy_sha256(const struct warden_policy *p)
 {
 	_cleanup_free_ char *yaml = warden_policy_to_yaml(p);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	char *hex = xcalloc(1, 2 * EVP_MAX_MD_SIZE + 1);
-	if (EVP_Digest(yaml, strlen(yaml), md, &len, EVP_sha256(), NULL) != 1)
-		return hex;
-	for (unsigned i = 0; i < len; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	return hex;
+	unsigned char md[crypto_hash_sha256_BYTES];
+	char *hex = xcalloc(1, 2 * sizeof(md) + 1);
+	/* libsodium, as the audit log's hashes: OpenSSL's EVP would set up its providers
+	 * (milliseconds) on every run just for this. */
+	if (sodium_init() < 0)
+		abort();
+	crypto_hash_sha256(md, (const unsigned char *)yaml, strlen(yaml));
+	return sodium_bin2hex(hex, 2 * sizeof(md) + 1, md, sizeof(md));
 }
 
 json_t *sv_strv_json(char *const *v)

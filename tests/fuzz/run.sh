@@ -45,7 +45,7 @@ lib="src/lib/error.c src/lib/util.c src/lib/policy.c src/lib/policy-yaml.c src/l
 	echo "  depfile = \$out.d"
 	echo "  deps = gcc"
 	echo "rule link"
-	echo "  command = $clang \$cflags -fsanitize=fuzzer \$in -o \$out -lseccomp -lyaml -ljansson -lcrypto -levent_core -levent_extra -lssl -lhttp_parser -lbpf"
+	echo "  command = $clang \$cflags -fsanitize=fuzzer \$in -o \$out -lseccomp -lyaml -ljansson -lcrypto -lsodium -levent_core -levent_extra -lssl -lhttp_parser -lbpf"
 	objs=""
 	for src in $lib; do
 		obj=obj/$(echo "$src" | tr / _).o

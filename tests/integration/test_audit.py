@@ -186,6 +186,52 @@ def test_keygen(log):
         assert f.read() == before
 
 
+def rewrap_pem(src, dst, width):
+    """The same PEM key with its base64 in lines of width characters: still valid PEM, but
+    not the one-line form warden writes (and reads without OpenSSL's decoders)."""
+    with open(src) as f:
+        lines = f.read().splitlines()
+    body = "".join(lines[1:-1])
+    wrapped = [body[i:i + width] for i in range(0, len(body), width)]
+    with open(dst, "w") as f:
+        f.write("\n".join([lines[0]] + wrapped + [lines[-1]]) + "\n")
+    os.chmod(dst, 0o600)
+
+
+def test_keys_made_by_openssl_in_any_pem_form(log):
+    """A key from `openssl genpkey`, and the same key wrapped differently, sign checkpoints
+    that openssl verifies with its public key; a key of another algorithm is refused."""
+    r = subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", log.key],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    os.chmod(log.key, 0o600)
+    subprocess.run(["openssl", "pkey", "-in", log.key, "-pubout", "-out", log.pub], check=True)
+    log.append(records(0, 3), "--checkpoint-every", "3")
+    wrapped = os.path.join(log.dir, "wrapped.key")
+    rewrap_pem(log.key, wrapped, 20)
+    r = log.run("append", "--audit-log", log.path, "--audit-key", wrapped, "--origin",
+                "test.example/audit", "--checkpoint-every", "2",
+                input="".join(json.dumps(rec) + "\n" for rec in records(3, 2)))
+    assert r.returncode == 0, r.stderr
+    notes = [rec["note"] for rec in map(json.loads, log.lines())
+             if rec["kind"] == "audit.checkpoint"]
+    assert len(notes) == 2  # one signed with each form of the key
+    for note in notes:
+        text, sigs = split_note(note)
+        assert openssl_verify(log.pub, text.encode(), sigs[0][1][4:], log.dir)
+    pub_wrapped = os.path.join(log.dir, "wrapped.pub")
+    rewrap_pem(log.pub, pub_wrapped, 16)
+    r = log.verify(key=pub_wrapped)
+    assert r.returncode == 0, r.stderr
+    rsa = os.path.join(log.dir, "rsa.key")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "rsa", "-pkeyopt", "rsa_keygen_bits:1024",
+                    "-out", rsa], check=True, capture_output=True)
+    os.chmod(rsa, 0o600)
+    r = log.run("append", "--audit-log", log.path, "--audit-key", rsa, input="{}\n")
+    assert r.returncode == 125
+    assert f"{rsa}: not an Ed25519 key" in r.stderr, r.stderr
+
+
 def test_key_created_on_first_use_and_said_so(log):
     r = log.append(records(0, 1))
     assert f"warden: created audit key {log.key} (public key {log.key}.pub)" in r.stderr

@@ -11,7 +11,8 @@
 #include "audit.h"
 
 #include <inttypes.h>
-#include <openssl/evp.h>
+#include <sodium.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,7 +31,7 @@
 
 /* ---- hashing and the Merkle tree (merkle.c) ------------------------------------------ */
 
-/* Make sure SHA-256 is available (fetched once per process). Call before hashing. */
+/* Initialise libsodium. Call before hashing or signing. */
 int audit_crypto_init(struct warden_error **err);
 /* SHA-256(0x00 || data): the hash of a record line without its newline. */
 void audit_leaf_hash(const void *data, size_t len, uint8_t out[AUDIT_HASH_LEN]);
@@ -71,9 +72,9 @@ ssize_t audit_b64_decode(const char *s, size_t slen, uint8_t *out, size_t max);
 /* ---- keys and signed notes (note.c) -------------------------------------------------- */
 
 struct audit_key {
-	EVP_PKEY *pkey;
 	bool private;
 	uint8_t pub[32];
+	uint8_t sk[crypto_sign_ed25519_SECRETKEYBYTES]; /* seed || public key: private keys */
 };
 /* Load a PEM Ed25519 key. want_private: a private key, refused when others can read it;
  * otherwise a public key, or a private key whose public half is used. */

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define STATE_MAGIC "warden-audit-state 1\n"
 #define STATE_MAX   8192
@@ -694,7 +695,7 @@ void warden_audit_close(struct warden_audit *a)
 {
 	if (!a)
 		return;
-	if (a->fd >= 0 && a->key.pkey) {
+	if (a->fd >= 0 && a->key.private) {
 		struct warden_error *e = NULL;
 		warden_audit_commit(a, &e);
 		warden_error_free(e);

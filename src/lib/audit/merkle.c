@@ -1,68 +1,35 @@
 /* merkle.c: SHA-256 and the RFC 6962 / RFC 9162 Merkle tree of the audit log.
  *
- * Sections: hashing (one digest context per thread, SHA-256 fetched once); the tree kept
- * as its frontier; audit paths and their verification; base64.
+ * Sections: hashing (libsodium); the tree kept as its frontier; audit paths and their verification;
+ * base64.
  */
 #define _GNU_SOURCE
 #include "audit-internal.h"
 
-#include <pthread.h>
+#include <openssl/evp.h>
 
 /* ---- hashing -------------------------------------------------------------------------- */
 
-static EVP_MD *sha256_md;
-static pthread_key_t ctx_key;
-static pthread_once_t crypto_once = PTHREAD_ONCE_INIT;
-
-static void ctx_free(void *p)
-{
-	EVP_MD_CTX_free(p);
-}
-
-static void crypto_init_once(void)
-{
-	/* Fetching the algorithm once avoids OpenSSL's implicit fetch on every digest,
-	 * which costs more than hashing a record. */
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (pthread_key_create(&ctx_key, ctx_free) != 0) {
-		EVP_MD_free(sha256_md);
-		sha256_md = NULL;
-	}
-}
-
+/* libsodium's SHA-256: it needs no set-up beyond sodium_init(), where OpenSSL's EVP fetch
+ * initialises its providers, a few milliseconds on every `warden run` (the audit log
+ * hashes before the sandbox starts). */
 int audit_crypto_init(struct warden_error **err)
 {
-	pthread_once(&crypto_once, crypto_init_once);
-	if (!sha256_md)
-		return warden_error_set(err, 0, "OpenSSL has no SHA-256 (libcrypto providers)");
+	if (sodium_init() < 0)
+		return warden_error_set(err, 0, "libsodium cannot be initialised");
 	return 0;
 }
 
-static EVP_MD_CTX *hash_ctx(void)
-{
-	pthread_once(&crypto_once, crypto_init_once);
-	if (!sha256_md)
-		abort(); /* audit_crypto_init() was not called first */
-	EVP_MD_CTX *c = pthread_getspecific(ctx_key);
-	if (!c) {
-		c = EVP_MD_CTX_new();
-		if (!c || pthread_setspecific(ctx_key, c) != 0)
-			abort();
-	}
-	return c;
-}
-
-/* SHA-256(prefix || a || b). With SHA-256 fetched, this fails only without memory. */
+/* SHA-256(prefix || a || b). */
 static void hash3(uint8_t prefix, const void *a, size_t alen, const void *b, size_t blen,
                   uint8_t out[AUDIT_HASH_LEN])
 {
-	EVP_MD_CTX *c = hash_ctx();
-	unsigned len = 0;
-	if (EVP_DigestInit_ex2(c, sha256_md, NULL) != 1 || EVP_DigestUpdate(c, &prefix, 1) != 1 ||
-	    (alen && EVP_DigestUpdate(c, a, alen) != 1) ||
-	    (blen && EVP_DigestUpdate(c, b, blen) != 1) || EVP_DigestFinal_ex(c, out, &len) != 1 ||
-	    len != AUDIT_HASH_LEN)
-		abort();
+	crypto_hash_sha256_state c;
+	crypto_hash_sha256_init(&c);
+	crypto_hash_sha256_update(&c, &prefix, 1);
+	crypto_hash_sha256_update(&c, a, alen);
+	crypto_hash_sha256_update(&c, b, blen);
+	crypto_hash_sha256_final(&c, out);
 }
 
 void audit_leaf_hash(const void *data, size_t len, uint8_t out[AUDIT_HASH_LEN])
@@ -72,18 +39,13 @@ void audit_leaf_hash(const void *data, size_t len, uint8_t out[AUDIT_HASH_LEN])
 
 void audit_node_hash(const uint8_t *left, const uint8_t *right, uint8_t out[AUDIT_HASH_LEN])
 {
-	uint8_t l[AUDIT_HASH_LEN], r[AUDIT_HASH_LEN];
-	memcpy(l, left, sizeof(l));
-	memcpy(r, right, sizeof(r));
-	hash3(0x01, l, sizeof(l), r, sizeof(r), out);
+	/* out may alias left or right: hash3 reads both before it writes out. */
+	hash3(0x01, left, AUDIT_HASH_LEN, right, AUDIT_HASH_LEN, out);
 }
 
 void audit_empty_root(uint8_t out[AUDIT_HASH_LEN])
 {
-	EVP_MD_CTX *c = hash_ctx();
-	unsigned len = 0;
-	if (EVP_DigestInit_ex2(c, sha256_md, NULL) != 1 || EVP_DigestFinal_ex(c, out, &len) != 1)
-		abort();
+	crypto_hash_sha256(out, NULL, 0);
 }
 
 /* ---- the tree as its frontier ---------------------------------------------------------- */

@@ -1,5 +1,6 @@
 /* note.c: Ed25519 keys and the signed notes that carry checkpoints (c2sp.org/signed-note,
- * c2sp.org/tlog-checkpoint). All cryptography is OpenSSL's (EVP).
+ * c2sp.org/tlog-checkpoint). Hashes and signatures are libsodium's; OpenSSL only decodes key
+ * files in a form other than the one warden writes.
  *
  * Sections: loading, making and generating keys; key IDs; signing and opening notes;
  * checkpoints.
@@ -38,15 +39,61 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
-static int key_fill_pub(struct audit_key *k, const char *path, struct warden_error **err)
+/* RFC 8410's encodings of an Ed25519 key, as OpenSSL and warden's keygen write them: a
+ * PKCS#8 v1 private key without attributes, and a SubjectPublicKeyInfo. Each is a fixed
+ * prefix and the 32 key bytes. */
+static const uint8_t pkcs8_prefix[] = {0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06,
+                                       0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20};
+static const uint8_t spki_prefix[] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
+                                      0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+
+/* The key bytes of pem when it is exactly one PEM block of a label holding der_prefix and
+ * 32 bytes, its base64 on one line: the form every such key is written in. */
+static bool pem_fixed(const char *pem, const char *label, const uint8_t *der_prefix,
+                      size_t prefix_len, uint8_t raw[32])
 {
-	size_t len = sizeof(k->pub);
-	if (!EVP_PKEY_is_a(k->pkey, "ED25519"))
-		return warden_error_set(err, 0, "%s: not an Ed25519 key", path);
-	if (EVP_PKEY_get_raw_public_key(k->pkey, k->pub, &len) != 1 || len != sizeof(k->pub))
-		return warden_error_set(err, 0, "%s: cannot read the public key: %s", path,
-		                        ossl_why());
-	return 0;
+	char begin[64], end[64];
+	snprintf(begin, sizeof(begin), "-----BEGIN %s-----\n", label);
+	snprintf(end, sizeof(end), "\n-----END %s-----\n", label);
+	if (strncmp(pem, begin, strlen(begin)) != 0)
+		return false;
+	const char *b64 = pem + strlen(begin), *nl = strchr(b64, '\n');
+	if (!nl || strcmp(nl, end) != 0)
+		return false;
+	uint8_t der[64];
+	ssize_t n = audit_b64_decode(b64, (size_t)(nl - b64), der, sizeof(der));
+	bool ok = n == (ssize_t)(prefix_len + 32) && memcmp(der, der_prefix, prefix_len) == 0;
+	if (ok)
+		memcpy(raw, der + prefix_len, 32);
+	sodium_memzero(der, sizeof(der));
+	return ok;
+}
+
+/* Any other PEM form (another PKCS#8 version, other line lengths) through OpenSSL's
+ * decoders, which cost milliseconds of provider set-up: 1 if found, 0 if not a key of
+ * the kind, -1 with err set for a key of another algorithm. */
+static int pem_decoded(const char *pem, size_t n, bool private, const char *path, uint8_t raw[32],
+                       struct warden_error **err)
+{
+	BIO *bio = BIO_new_mem_buf(pem, (int)n);
+	if (!bio)
+		return warden_error_set(err, ENOMEM, "read audit key %s", path);
+	ERR_clear_error();
+	EVP_PKEY *pkey = private ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL)
+	                         : PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
+	BIO_free(bio);
+	if (!pkey)
+		return 0;
+	size_t len = 32;
+	int r = 1;
+	if (!EVP_PKEY_is_a(pkey, "ED25519"))
+		r = warden_error_set(err, 0, "%s: not an Ed25519 key", path);
+	else if ((private ? EVP_PKEY_get_raw_private_key(pkey, raw, &len)
+	                  : EVP_PKEY_get_raw_public_key(pkey, raw, &len)) != 1 ||
+	         len != 32)
+		r = warden_error_set(err, 0, "%s: cannot read the key: %s", path, ossl_why());
+	EVP_PKEY_free(pkey);
+	return r;
 }
 
 int audit_key_load(const char *path, bool want_private, struct audit_key *ret,
@@ -80,19 +127,21 @@ int audit_key_load(const char *path, bool want_private, struct audit_key *ret,
 	bool has_public = strstr(pem, "PUBLIC KEY-----") != NULL;
 	bool encrypted = strstr(pem, "ENCRYPTED") != NULL;
 
-	BIO *bio = BIO_new_mem_buf(pem, (int)n);
-	if (!bio)
-		return warden_error_set(err, ENOMEM, "read audit key %s", path);
-	ERR_clear_error();
-	EVP_PKEY *pkey = NULL;
+	uint8_t raw[32];
 	bool private = has_private;
+	int found = 0;
 	if (has_private)
-		pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+		found = pem_fixed(pem, "PRIVATE KEY", pkcs8_prefix, sizeof(pkcs8_prefix), raw)
+		            ? 1
+		            : pem_decoded(pem, (size_t)n, true, path, raw, err);
 	else if (!want_private && has_public)
-		pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL);
-	BIO_free(bio);
+		found = pem_fixed(pem, "PUBLIC KEY", spki_prefix, sizeof(spki_prefix), raw)
+		            ? 1
+		            : pem_decoded(pem, (size_t)n, false, path, raw, err);
 	explicit_bzero(pem, (size_t)n);
-	if (!pkey) {
+	if (found < 0)
+		return -1;
+	if (!found) {
 		if (want_private && !has_private)
 			return warden_error_set(err, 0, "audit key %s: not a PEM private key",
 			                        path);
@@ -103,51 +152,40 @@ int audit_key_load(const char *path, bool want_private, struct audit_key *ret,
 			    err, 0, "audit key %s: encrypted keys are not supported", path);
 		return warden_error_set(err, 0, "audit key %s: %s", path, ossl_why());
 	}
-	struct audit_key k = {.pkey = pkey, .private = private};
-	if (key_fill_pub(&k, path, err) < 0) {
-		audit_key_clear(&k);
-		return -1;
-	}
-	*ret = k;
-	return 0;
+	int r = audit_key_from_raw(raw, private, ret, err);
+	sodium_memzero(raw, sizeof(raw));
+	return r;
 }
 
 int audit_key_from_raw(const uint8_t raw[32], bool private, struct audit_key *ret,
                        struct warden_error **err)
 {
-	struct audit_key k = {.private = private};
-	k.pkey = private ? EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, raw, 32)
-	                 : EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, 32);
-	if (!k.pkey)
-		return warden_error_set(err, 0, "not an Ed25519 key: %s", ossl_why());
-	if (key_fill_pub(&k, "raw key", err) < 0) {
-		audit_key_clear(&k);
-		return -1;
-	}
-	*ret = k;
+	(void)err;
+	*ret = (struct audit_key){.private = private};
+	if (private)
+		crypto_sign_ed25519_seed_keypair(ret->pub, ret->sk, raw);
+	else
+		memcpy(ret->pub, raw, sizeof(ret->pub));
 	return 0;
 }
 
 void audit_key_clear(struct audit_key *k)
 {
-	EVP_PKEY_free(k->pkey);
-	k->pkey = NULL;
+	sodium_memzero(k, sizeof(*k));
 }
 
-/* PEM text of pkey (private or public half), malloc'd. */
-static char *key_pem(EVP_PKEY *pkey, bool private, struct warden_error **err)
+/* The PEM text of raw under label, in the fixed form pem_fixed() reads back. */
+static char *pem_of(const char *label, const uint8_t *der_prefix, size_t prefix_len,
+                    const uint8_t raw[32])
 {
-	BIO *bio = BIO_new(BIO_s_mem());
-	if (!bio)
-		return warden_error_set(err, ENOMEM, "key to PEM"), NULL;
-	int ok = private ? PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL)
-	                 : PEM_write_bio_PUBKEY(bio, pkey);
-	char *data = NULL;
-	long len = BIO_get_mem_data(bio, &data);
-	char *out = ok == 1 && len > 0 ? strndup(data, (size_t)len) : NULL;
-	BIO_free(bio);
-	if (!out)
-		warden_error_set(err, 0, "key to PEM: %s", ossl_why());
+	uint8_t der[64];
+	char b64[4 * ((sizeof(der) + 2) / 3) + 1];
+	memcpy(der, der_prefix, prefix_len);
+	memcpy(der + prefix_len, raw, 32);
+	audit_b64_encode(der, prefix_len + 32, b64);
+	char *out = xasprintf("-----BEGIN %s-----\n%s\n-----END %s-----\n", label, b64, label);
+	sodium_memzero(der, sizeof(der));
+	sodium_memzero(b64, sizeof(b64));
 	return out;
 }
 
@@ -160,14 +198,12 @@ int warden_audit_keygen(const char *path, struct warden_error **err)
 		return warden_error_set(err, EEXIST, "create %s", pub_path);
 	if (audit_mkdir_parents(path, err) < 0)
 		return -1;
-	EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	if (!pkey)
-		return warden_error_set(err, 0, "generate an Ed25519 key: %s", ossl_why());
-	_cleanup_free_ char *priv = key_pem(pkey, true, err);
-	_cleanup_free_ char *pub = priv ? key_pem(pkey, false, err) : NULL;
-	EVP_PKEY_free(pkey);
-	if (!pub)
-		return -1;
+	uint8_t pk[crypto_sign_ed25519_PUBLICKEYBYTES], sk[crypto_sign_ed25519_SECRETKEYBYTES];
+	crypto_sign_ed25519_keypair(pk, sk);
+	/* libsodium's secret key is the RFC 8032 seed followed by the public key. */
+	_cleanup_free_ char *priv = pem_of("PRIVATE KEY", pkcs8_prefix, sizeof(pkcs8_prefix), sk);
+	_cleanup_free_ char *pub = pem_of("PUBLIC KEY", spki_prefix, sizeof(spki_prefix), pk);
+	sodium_memzero(sk, sizeof(sk));
 	int r = audit_write_file(path, priv, strlen(priv), 0600, false, err);
 	explicit_bzero(priv, strlen(priv));
 	if (r < 0)
@@ -190,10 +226,8 @@ uint32_t audit_key_id(const char *name, const uint8_t pub[32])
 	buf[nlen] = '\n';
 	buf[nlen + 1] = 0x01;
 	memcpy(buf + nlen + 2, pub, 32);
-	uint8_t h[EVP_MAX_MD_SIZE];
-	unsigned hlen = 0;
-	if (EVP_Digest(buf, nlen + 2 + 32, h, &hlen, EVP_sha256(), NULL) != 1)
-		abort();
+	uint8_t h[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(h, buf, nlen + 2 + 32);
 	return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
 }
 
@@ -227,14 +261,7 @@ char *audit_note_sign(const struct audit_key *key, const char *name, const char 
 	blob[1] = id >> 16;
 	blob[2] = id >> 8;
 	blob[3] = id;
-	size_t slen = ED25519_SIG;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	int ok = c && EVP_DigestSignInit(c, NULL, NULL, NULL, key->pkey) == 1 &&
-	         EVP_DigestSign(c, blob + 4, &slen, (const unsigned char *)text, tlen) == 1 &&
-	         slen == ED25519_SIG;
-	EVP_MD_CTX_free(c);
-	if (!ok)
-		return warden_error_set(err, 0, "Ed25519 signature: %s", ossl_why()), NULL;
+	crypto_sign_ed25519_detached(blob + 4, NULL, (const unsigned char *)text, tlen, key->sk);
 	char b64[4 * ((sizeof(blob) + 2) / 3) + 1];
 	audit_b64_encode(blob, sizeof(blob), b64);
 	return xasprintf("%s\n%s%s %s\n", text, em_dash, name, b64);
@@ -242,13 +269,7 @@ char *audit_note_sign(const struct audit_key *key, const char *name, const char 
 
 static bool ed25519_ok(const uint8_t pub[32], const uint8_t *sig, const char *msg, size_t len)
 {
-	EVP_PKEY *pk = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, 32);
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	bool ok = pk && c && EVP_DigestVerifyInit(c, NULL, NULL, NULL, pk) == 1 &&
-	          EVP_DigestVerify(c, sig, ED25519_SIG, (const unsigned char *)msg, len) == 1;
-	EVP_MD_CTX_free(c);
-	EVP_PKEY_free(pk);
-	return ok;
+	return crypto_sign_ed25519_verify_detached(sig, (const unsigned char *)msg, len, pub) == 0;
 }
 
 int audit_note_open(const char *note, size_t len, const struct audit_key *key, size_t *ret_text_len,
