@@ -71,7 +71,8 @@ int warden_supervisor_timeout(struct warden_supervisor *sv, struct warden_error 
 const struct warden_supervisor_result *warden_supervisor_result(const struct warden_supervisor *sv);
 /* A human-readable summary (for --stats); caller frees. */
 char *warden_supervisor_stats(struct warden_supervisor *sv);
-/* Destroy the sandbox, write the last audit records, free. NULL-safe. */
+/* Destroy the sandbox, write the last audit records (its exit among them: call this as
+ * soon as dispatch() says the sandbox ended), free. NULL-safe. */
 void warden_supervisor_free(struct warden_supervisor *sv);
 
 #endif
