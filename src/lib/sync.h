@@ -18,6 +18,8 @@
 enum sync_type {
 	SYNC_GO = 1,      /* supervisor -> init: ids mapped; fds: detached mounts */
 	SYNC_JOINED,      /* supervisor -> init: init is in the sandbox's cgroups */
+	SYNC_START,       /* supervisor -> init: telemetry watches the sandbox and its record
+	                     is on disk: processes may start */
 	SYNC_READY,       /* init -> supervisor, with a tty only: fd: the pty master */
 	SYNC_ERROR,       /* init -> supervisor: a setup step failed (step, errnum, text) */
 	SYNC_EXEC_FAILED, /* init -> supervisor: execve of the command failed (errnum, text) */
@@ -47,6 +49,7 @@ enum sync_type {
 struct sync_shared {
 	uint32_t go;
 	uint32_t joined;
+	uint32_t start;
 };
 
 struct sync_msg {

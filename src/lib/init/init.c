@@ -117,14 +117,12 @@ static void spin_on(const uint32_t *flag)
 	}
 }
 
-/* Wait for JOINED: init must be in its cgroups before the cgroup namespace is made and
- * before any process starts. */
-static void await_joined(struct sync_shared *shared)
+/* Wait for the supervisor's message of type, announced first by *flag. */
+static void await_flag(const uint32_t *flag, uint32_t type)
 {
 	struct sync_msg m;
-	spin_on(&shared->joined);
-	munmap(shared, sizeof(*shared));
-	if (sync_recv(SOCK_FD, &m, NULL, 0, NULL) < 0 || m.type != SYNC_JOINED)
+	spin_on(flag);
+	if (sync_recv(SOCK_FD, &m, NULL, 0, NULL) < 0 || m.type != type)
 		_exit(125); /* the supervisor is gone or confused: nothing to report to */
 }
 
@@ -209,7 +207,8 @@ static void setup(const struct warden_plan *plan, int *tree_fds, bool *workdir_c
 		send_listeners(plan);
 	if (service)
 		send_root();
-	await_joined(shared);
+	/* Init must be in its cgroups before the cgroup namespace is made. */
+	await_flag(&shared->joined, SYNC_JOINED);
 	/* The cgroup namespace is entered only now that the supervisor has put init in its
 	 * groups: the sandbox sees its own group as "/" and nothing above it. */
 	if (unshare(CLONE_NEWCGROUP) < 0)
@@ -585,6 +584,10 @@ _Noreturn void ns_init_main(const struct warden_plan *plan, const struct warden_
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(125);
 	setup(plan, tree_fds, &workdir_created, shared, proc->service);
+	/* No process starts before telemetry watches the sandbox and the record of its
+	 * creation is on disk; init's own confinement above went on meanwhile. */
+	await_flag(&shared->start, SYNC_START);
+	munmap(shared, sizeof(*shared));
 
 	sigset_t mask;
 	sigemptyset(&mask);

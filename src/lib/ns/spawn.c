@@ -98,6 +98,18 @@ static int send_failed(struct ns_state *st, int r, struct warden_error **err)
 	return warden_error_set(err, -r, "starting the sandbox");
 }
 
+/* Send m to init and raise *flag, which init spins on before it reads (sync.h). */
+static int send_flagged(struct ns_state *st, uint32_t *flag, const struct sync_msg *m,
+                        const int *fds, unsigned nfds, struct warden_error **err)
+{
+	int r = sync_send(st->sock, m, fds, nfds);
+	if (r < 0)
+		return send_failed(st, r, err);
+	/* Published after the message is queued, so init's recv never blocks. */
+	__atomic_store_n(flag, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
 static int send_go(struct ns_state *st, const struct warden_plan *plan, const int *tree_fds,
                    struct sync_shared *shared, struct warden_error **err)
 {
@@ -109,20 +121,19 @@ static int send_go(struct ns_state *st, const struct warden_plan *plan, const in
 		if (tree_fds[i] >= 0 && n < SYNC_MAX_FDS)
 			fds[n++] = tree_fds[i];
 	}
-	int r = sync_send(st->sock, &m, fds, n);
-	if (r < 0)
-		return send_failed(st, r, err);
-	/* Published after the message is queued, so init's recv never blocks. */
-	__atomic_store_n(&shared->go, 1, __ATOMIC_RELEASE);
-	return 0;
+	return send_flagged(st, &shared->go, &m, fds, n, err);
+}
+
+static int send_flag(struct ns_state *st, uint32_t *flag, uint32_t type, struct warden_error **err)
+{
+	return send_flagged(st, flag, &(struct sync_msg){.type = type}, NULL, 0, err);
 }
 
 /* The groups are made and joined while init builds its mounts: init waits for JOINED
- * before its cgroup namespace or any process exists (sync.h). */
+ * before its cgroup namespace exists, and for START before any process does (sync.h). */
 static int join_cgroups(struct warden_sandbox *sb, struct ns_state *st, struct sync_shared *shared,
                         struct warden_error **err)
 {
-	struct sync_msg m = {.type = SYNC_JOINED};
 	if (ns_cgroup_create(sb->id, sb->plan, &st->cg, err) < 0)
 		return -1;
 	for (size_t i = 0; i < st->cg.warnings.n; i++)
@@ -132,15 +143,13 @@ static int join_cgroups(struct warden_sandbox *sb, struct ns_state *st, struct s
 	if (st->cg.v2_path)
 		(void)ns_cgroup_id(st->cg.v2_path, &sb->cgroup_id);
 	sb->can_freeze = ns_cgroup_can_freeze(&st->cg);
-	/* Telemetry attaches and the audit record becomes durable before any process of the
-	 * sandbox exists. */
+	if (send_flag(st, &shared->joined, SYNC_JOINED, err) < 0)
+		return -1;
+	/* Telemetry attaches and the audit record becomes durable while init confines itself,
+	 * and before any process of the sandbox exists. */
 	if (sb->hook && sb->hook(sb, sb->hook_ctx, err) < 0)
 		return -1;
-	int r = sync_send(st->sock, &m, NULL, 0);
-	if (r < 0)
-		return send_failed(st, r, err);
-	__atomic_store_n(&shared->joined, 1, __ATOMIC_RELEASE);
-	return 0;
+	return send_flag(st, &shared->start, SYNC_START, err);
 }
 
 /* Proxy mode and the gateway: the listeners init made in the sandbox's network, sent as
