@@ -483,7 +483,10 @@ static int load_locked(struct tel_set *s, const char *root, bool lsm_hooks,
 	return 0;
 }
 
-static struct tel_set *set_get_locked(const struct warden_tel_opts *opts, struct warden_error **err)
+/* The set of opts this process has open, or opens now if it is pinned; NULL when it is
+ * not loaded. *ret_fresh: the struct for a load to fill (freed by the caller otherwise). */
+static struct tel_set *set_open_locked(const struct warden_tel_opts *opts,
+                                       struct tel_set **ret_fresh)
 {
 	_cleanup_free_ char *dir = set_dir(opts);
 	const char *root = opts && opts->pin_root ? opts->pin_root : TEL_PIN_ROOT;
@@ -506,17 +509,35 @@ static struct tel_set *set_get_locked(const struct warden_tel_opts *opts, struct
 	s->root = xstrdup(root);
 	s->pcpu_fd = s->shared_fd = s->slot_of_fd = s->rings_fd = s->dead_fd = s->tasks_fd = -1;
 	/* The fast path, every start but the host's first: a few bpf(BPF_OBJ_GET) calls. */
-	if (open_set(s) == 0) {
-		remove_stale_sets_later(root, s->dir);
-	} else if (load_locked(s, root, opts && opts->landlock_lsm_hooks, err) < 0) {
-		free(s->root);
-		free(s->dir);
-		free(s);
+	if (open_set(s) < 0) {
+		*ret_fresh = s;
 		return NULL;
 	}
+	remove_stale_sets_later(root, s->dir);
 	s->next = sets;
 	sets = s;
 	return s;
+}
+
+static void set_free(struct tel_set *s)
+{
+	free(s->root);
+	free(s->dir);
+	free(s);
+}
+
+static struct tel_set *set_get_locked(const struct warden_tel_opts *opts, struct warden_error **err)
+{
+	struct tel_set *fresh = NULL, *s = set_open_locked(opts, &fresh);
+	if (s)
+		return s;
+	if (load_locked(fresh, fresh->root, opts && opts->landlock_lsm_hooks, err) < 0) {
+		set_free(fresh);
+		return NULL;
+	}
+	fresh->next = sets;
+	sets = fresh;
+	return fresh;
 }
 
 struct tel_set *tel_set_get(const struct warden_tel_opts *opts, struct warden_error **err)
@@ -549,23 +570,22 @@ void tel_set_collect_dead(struct tel_set *s)
 
 static bool probe_available(struct strv *reasons)
 {
-	struct tel_set s = {.dir = set_dir(NULL),
-	                    .pcpu_fd = -1,
-	                    .shared_fd = -1,
-	                    .slot_of_fd = -1,
-	                    .rings_fd = -1,
-	                    .dead_fd = -1,
-	                    .tasks_fd = -1};
 	struct tel_probe p;
 	bool ok;
-	if (geteuid() == 0 && open_set(&s) == 0) {
-		/* Already loaded: the loader checked everything, and noted what is off. */
-		tel_sources_why_off(s.sources, reasons);
-		close_set(&s);
-		free(s.dir);
-		return true;
+	if (geteuid() == 0) {
+		/* Already loaded: the loader checked everything, and noted what is off. The set
+		 * stays open for the attach that usually follows. */
+		struct tel_set *fresh = NULL;
+		pthread_mutex_lock(&sets_lock);
+		struct tel_set *s = set_open_locked(NULL, &fresh);
+		pthread_mutex_unlock(&sets_lock);
+		if (fresh)
+			set_free(fresh);
+		if (s) {
+			tel_sources_why_off(s->sources, reasons);
+			return true;
+		}
 	}
-	free(s.dir);
 	tel_probe_kernel(&p, false);
 	ok = !p.core_why;
 	if (ok)
