@@ -78,10 +78,19 @@ enum warden_net_listener {
 
 struct warden_sandbox;
 
-/* Called by a backend once the sandbox's cgroups exist and before its process starts:
- * telemetry can attach and the audit record be made durable before anything runs.
- * Returning -1 (with *err) aborts the start. */
-typedef int (*warden_sandbox_hook)(struct warden_sandbox *sb, void *ctx, struct warden_error **err);
+/* Called by a backend twice while it starts a sandbox. Returning -1 (with *err) aborts the
+ * start. */
+enum warden_hook_phase {
+	/* The sandbox's id is chosen and its init exists, but nothing runs in it yet: work
+	 * that takes long (the audit record reaching the disk) starts here, to go on while the
+	 * sandbox is built; must not block. */
+	WARDEN_HOOK_PREPARE,
+	/* Its cgroups exist and hold init, and none of its processes has started: telemetry
+	 * attaches, and what PREPARE started must be done. */
+	WARDEN_HOOK_READY,
+};
+typedef int (*warden_sandbox_hook)(struct warden_sandbox *sb, enum warden_hook_phase phase,
+                                   void *ctx, struct warden_error **err);
 
 struct warden_backend {
 	const char *name;

@@ -16,6 +16,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -99,6 +100,9 @@ json_t *sv_strv_json(char *const *v)
 struct start_ctx {
 	struct warden_supervisor *sv;
 	const struct warden_process *proc;
+	pthread_t committer;
+	bool committing;
+	struct warden_error *commit_err; /* the committer's error: read after the join */
 };
 
 static void attach_telemetry(struct warden_supervisor *sv)
@@ -144,25 +148,58 @@ static json_t *create_fields(struct warden_supervisor *sv, const struct warden_p
 	                 "network", warden_net_mode_names[p->net_mode], "rootfs", p->rootfs);
 }
 
-/* Runs inside the backend's start, with the cgroups made and before any process of the
- * sandbox: telemetry must see the very first exec, and the record saying the sandbox
- * exists must be on disk before it runs anything. */
-static int start_hook(struct warden_sandbox *sb, void *ctx, struct warden_error **err)
+static void *commit_thread(void *arg)
+{
+	struct start_ctx *c = arg;
+	(void)warden_audit_commit(c->sv->opts.audit, &c->commit_err);
+	return NULL;
+}
+
+/* Wait for the committer started by PREPARE; -1 with *err if the commit failed. Until
+ * then, the committer alone uses the audit log. */
+static int commit_join(struct start_ctx *c, struct warden_error **err)
+{
+	if (!c->committing)
+		return 0;
+	pthread_join(c->committer, NULL);
+	c->committing = false;
+	if (!c->commit_err)
+		return 0;
+	if (err)
+		*err = TAKE_PTR(c->commit_err);
+	warden_error_free(TAKE_PTR(c->commit_err));
+	return warden_error_wrap(err, "audit");
+}
+
+/* Runs inside the backend's start. The record saying the sandbox exists must be on disk
+ * before it runs anything, and telemetry must see the very first exec. The flush to disk,
+ * a millisecond or more, goes on in a thread while the backend builds the sandbox. */
+static int start_hook(struct warden_sandbox *sb, enum warden_hook_phase phase, void *ctx,
+                      struct warden_error **err)
 {
 	struct start_ctx *c = ctx;
 	struct warden_supervisor *sv = c->sv;
+	if (phase == WARDEN_HOOK_READY) {
+		attach_telemetry(sv);
+		warden_gpu_session_started(sv->gpu, sb->id);
+		return commit_join(c, err);
+	}
 	sv->sb = sb;
 	memcpy(sv->id, sb->id, sizeof(sv->id));
-	attach_telemetry(sv);
 	sv_audit(sv, "sandbox.create", create_fields(sv, c->proc));
 	if (sv->plan->n_devices)
 		sv_audit(sv, "device.grant", warden_gpu_session_grant_record(sv->plan));
-	warden_gpu_session_started(sv->gpu, sb->id);
 	if (!c->proc->service)
 		sv_audit(sv, "sandbox.exec",
 		         json_pack("{s:o, s:s}", "argv", sv_strv_json(c->proc->argv), "workdir",
 		                   sv->plan->workdir));
-	if (sv->opts.audit && warden_audit_commit(sv->opts.audit, err) < 0)
+	if (!sv->opts.audit)
+		return 0;
+	if (pthread_create(&c->committer, NULL, commit_thread, c) == 0) {
+		c->committing = true;
+		return 0;
+	}
+	if (warden_audit_commit(sv->opts.audit, err) < 0)
 		return warden_error_wrap(err, "audit");
 	return 0;
 }
@@ -510,6 +547,12 @@ struct warden_supervisor *warden_supervisor_start(const struct warden_plan *plan
 		return NULL;
 	}
 	int r = warden_sandbox_start(plan, proc, start_hook, &ctx, &sb, err);
+	/* A start that failed between the hook's two phases: its committer is still out. */
+	if (ctx.committing) {
+		struct warden_error *ce = NULL;
+		(void)commit_join(&ctx, &ce);
+		warden_error_free(ce);
+	}
 	/* The supervisor drains the sandbox's events before its ring fills and acts on its
 	 * guardrails: a sandbox that keeps every CPU busy (or a busy host) must not starve
 	 * its own watchdog. So it runs ahead of the sandbox, 5 nice levels above the caller:

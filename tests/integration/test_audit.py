@@ -4,6 +4,7 @@ proofs, default paths as root and rootless. The log's format is checked independ
 warden's code: Python's hashlib recomputes the RFC 6962 tree, and openssl checks and makes
 the Ed25519 signatures."""
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -613,3 +614,46 @@ def test_usage_and_io_errors(log):
     os.chmod(log.key, 0o644)
     r = log.run("append", "--audit-log", log.path, "--audit-key", log.key, input="{}\n")
     assert r.returncode == 125 and "is accessible to other users (mode 0644)" in r.stderr
+
+
+# ---- no record, no sandbox ----------------------------------------------------------------
+
+
+def test_sandbox_does_not_run_when_its_creation_cannot_be_recorded(root_runner, warden, shared_tmp):
+    """The record of a sandbox's creation is made durable while the sandbox is built; when
+    writing it fails (a full disk), the command never starts. The same run with room on the
+    disk does start it."""
+    fs = os.path.join(shared_tmp, "small")
+    os.mkdir(fs)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", fs], check=True)
+    try:
+        out = os.path.join(shared_tmp, "out")
+        os.mkdir(out)
+        os.chmod(out, 0o777)
+        log, key = os.path.join(fs, "a.log"), os.path.join(fs, "a.key")
+        argv = [warden, "run", "-q", "--audit-log", log, "--audit-key", key, "-v",
+                f"{out}:/out", "--", "sh", "-c", "touch /out/ran"]
+        r = root_runner.run(argv)
+        assert r.returncode == 0, r.stderr
+        assert os.path.exists(os.path.join(out, "ran"))
+        os.unlink(os.path.join(out, "ran"))
+        # Fill what is left: the key and the log stay readable, a new record does not fit.
+        fd = os.open(os.path.join(fs, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 512):
+                pass
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+        finally:
+            os.close(fd)
+        # The log's last page may still hold a run or two: go on until one cannot be recorded.
+        for _ in range(20):
+            r = root_runner.run(argv)
+            if r.returncode != 0:
+                break
+            os.unlink(os.path.join(out, "ran"))
+        assert r.returncode == 125, (r.returncode, r.stderr)
+        assert "audit" in r.stderr and "No space left on device" in r.stderr, r.stderr
+        assert not os.path.exists(os.path.join(out, "ran"))
+    finally:
+        subprocess.run(["umount", "-l", fs], check=False)

@@ -147,7 +147,7 @@ static int join_cgroups(struct warden_sandbox *sb, struct ns_state *st, struct s
 		return -1;
 	/* Telemetry attaches and the audit record becomes durable while init confines itself,
 	 * and before any process of the sandbox exists. */
-	if (sb->hook && sb->hook(sb, sb->hook_ctx, err) < 0)
+	if (sb->hook && sb->hook(sb, WARDEN_HOOK_READY, sb->hook_ctx, err) < 0)
 		return -1;
 	return send_flag(st, &shared->start, SYNC_START, err);
 }
@@ -256,6 +256,10 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 	}
 	st->pid = pid;
 	sb->init_pid = pid;
+	/* Only now: a thread the hook starts must not exist at the clone, or init could
+	 * inherit a lock it held (malloc's, stdio's) and wait on it forever. */
+	if (sb->hook && sb->hook(sb, WARDEN_HOOK_PREPARE, sb->hook_ctx, err) < 0)
+		goto out;
 	if (ns_userns_write_maps(pid, plan, err) < 0) {
 		warden_error_wrap(err, "user namespace");
 		goto out;

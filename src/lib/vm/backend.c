@@ -212,13 +212,14 @@ static struct warden_plan *qemu_plan(const struct vm_state *st, char *inside[3],
 /* QEMU's cgroups exist and nothing runs yet: the vm sandbox's own hook (audit record,
  * telemetry) runs now, with what it can know. eBPF telemetry would observe QEMU, not the
  * guest, so the sandbox reports no cgroup id for it; samples come from QEMU's cgroup. */
-static int qemu_hook(struct warden_sandbox *qsb, void *ctx, struct warden_error **err)
+static int qemu_hook(struct warden_sandbox *qsb, enum warden_hook_phase phase, void *ctx,
+                     struct warden_error **err)
 {
 	struct vm_state *st = ctx;
 	memcpy(st->sb->id, qsb->id, sizeof(st->sb->id)); /* one id for both */
 	st->sb->init_pid = qsb->init_pid;
 	st->sb->can_freeze = qsb->can_freeze;
-	return st->sb->hook ? st->sb->hook(st->sb, st->sb->hook_ctx, err) : 0;
+	return st->sb->hook ? st->sb->hook(st->sb, phase, st->sb->hook_ctx, err) : 0;
 }
 
 static int start_qemu(struct vm_state *st, bool incoming, struct warden_error **err)
