@@ -96,16 +96,17 @@ static bool pump(struct way *w)
 		if (!moved || blocked)
 			break;
 	}
-	if (w->held && blocked) {
-		event_del(w->rd); /* backpressure: read again once the destination drained */
+	/* Bytes left in the pipe are written when the destination takes them: at once when
+	 * the rounds ran out, else once it drained. They must not wait for the source, which
+	 * may have said all it had to say before an answer (or ended). */
+	if (w->held)
 		event_add(w->wr, NULL);
-	} else {
+	else
 		event_del(w->wr);
-		if (!w->eof)
-			event_add(w->rd, NULL);
-		else
-			event_del(w->rd);
-	}
+	if (!w->eof && !blocked)
+		event_add(w->rd, NULL);
+	else
+		event_del(w->rd); /* at the end, or backpressure: read again once it drained */
 	if (w->eof && !w->held && !w->shut) {
 		shutdown(w->to, SHUT_WR);
 		w->shut = true;

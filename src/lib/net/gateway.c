@@ -243,9 +243,26 @@ static struct evhttp_request *take_in(struct gw_call *c)
 	return in;
 }
 
+/* A cut answer's connection, once what was relayed is written (or the client is gone, or
+ * the connection's timeout passes). */
+static void cut_flushed(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	evhttp_connection_free(arg);
+}
+
+static void cut_failed(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	evhttp_connection_free(arg);
+}
+
 /* End an answer already begun so that the client sees it cut (no final chunk), rather
- * than an answer that looks complete. What was relayed but not yet written goes out first,
- * as far as the socket takes it now: evhttp has no "close once flushed". */
+ * than an answer that looks complete. What was relayed but not yet written goes out first:
+ * evhttp has no "close once flushed", so the connection's bufferevent is taken over until
+ * its output is written. (Writing it here with evbuffer_write() does nothing: a socket
+ * bufferevent keeps the front of its output frozen outside its own write callback.) */
 static void abort_in(struct gw_call *c)
 {
 	struct evhttp_request *in = take_in(c);
@@ -256,8 +273,14 @@ static void abort_in(struct gw_call *c)
 		return;
 	}
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
-	evbuffer_write(bufferevent_get_output(bev), bufferevent_getfd(bev));
-	evhttp_connection_free(conn);
+	if (!evbuffer_get_length(bufferevent_get_output(bev))) {
+		evhttp_connection_free(conn);
+		return;
+	}
+	bufferevent_setcb(bev, NULL, cut_flushed, cut_failed, conn);
+	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_enable(bev, EV_WRITE);
 }
 
 /* ---- answers the gateway gives itself -------------------------------------------------- */
