@@ -41,6 +41,7 @@ extern char **environ;
 
 /* ---- frames out -------------------------------------------------------------------- */
 
+/* The port is non-blocking: while the host has not taken what was sent before, wait. */
 static void write_all(const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
@@ -48,6 +49,10 @@ static void write_all(const void *buf, size_t len)
 		ssize_t n = write(port, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN) {
+			(void)poll(&(struct pollfd){.fd = port, .events = POLLOUT}, 1, -1);
+			continue;
+		}
 		if (n <= 0)
 			agent_fatal("writing to the host", errno);
 		p += n;
@@ -82,6 +87,16 @@ static void send_exit(uint32_t id, int status, int errnum)
 static void send_error(uint32_t id, const char *text)
 {
 	send_frame(FRAME_ERROR, id, text, (uint32_t)strlen(text));
+}
+
+void agent_send(uint8_t type, uint32_t id, const void *payload, uint32_t len)
+{
+	send_frame(type, id, payload, len);
+}
+
+void agent_send_error(uint32_t id, const char *text)
+{
+	send_error(id, text);
 }
 
 /* ---- commands ---------------------------------------------------------------------- */
@@ -314,6 +329,8 @@ static void write_file(const uint8_t *p, uint32_t len)
 	if (strcmp(f.path, "/dev/urandom") == 0)
 		return add_entropy(f.data, f.len);
 	int fd = open(f.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, f.mode);
+	if (fd < 0 && errno == ELOOP && unlink(f.path) == 0) /* a link in the way is replaced */
+		fd = open(f.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, f.mode);
 	if (fd < 0 || write(fd, f.data, f.len) != (ssize_t)f.len || fchmod(fd, f.mode) < 0) {
 		char text[256];
 		snprintf(text, sizeof(text), "writing %s: %s", f.path, strerror(errno));
@@ -340,6 +357,14 @@ static void handle(const struct frame *f)
 		break;
 	case FRAME_FILE:
 		write_file(f->payload, f->len);
+		break;
+	case FRAME_LISTEN:
+		net_listen(f->payload, f->len);
+		break;
+	case FRAME_DATA_IN:
+	case FRAME_CREDIT_IN:
+	case FRAME_CLOSE_IN:
+		net_frame(f);
 		break;
 	case FRAME_POWEROFF:
 		sync();
@@ -383,7 +408,7 @@ static void read_port(void)
 
 noreturn void agent_serve(int fd)
 {
-	struct pollfd pfd[2 + 3 * MAX_EXECS];
+	struct pollfd pfd[2 + 3 * MAX_EXECS + NET_POLL_MAX];
 	struct cmd *owner[2 + 3 * MAX_EXECS];
 	int kind[2 + 3 * MAX_EXECS];
 	sigset_t chld;
@@ -415,8 +440,10 @@ noreturn void agent_serve(int fd)
 				                           .events = k == 2 ? POLLOUT : POLLIN};
 			}
 		}
-		if (poll(pfd, n, -1) < 0 && errno != EINTR)
+		int n_net = net_poll(pfd + n);
+		if (poll(pfd, n + (nfds_t)n_net, -1) < 0 && errno != EINTR)
 			agent_fatal("poll", errno);
+		net_ready(pfd + n, n_net);
 		for (nfds_t i = 2; i < n; i++) {
 			if (!pfd[i].revents)
 				continue;

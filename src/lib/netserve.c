@@ -154,6 +154,19 @@ static void free_parts(struct warden_netserve *ns)
 
 /* ---- public ---------------------------------------------------------------------------- */
 
+void warden_netserve_listeners(const struct warden_plan *plan,
+                               struct warden_net_listener_spec ret[WARDEN_NET_LISTENERS])
+{
+	bool proxy = plan->policy->net_mode == WARDEN_NET_PROXY;
+	ret[WARDEN_NET_HTTP] =
+	    (struct warden_net_listener_spec){proxy, false, WARDEN_PROXY_HTTP_PORT};
+	ret[WARDEN_NET_SOCKS] =
+	    (struct warden_net_listener_spec){proxy, false, WARDEN_PROXY_SOCKS_PORT};
+	ret[WARDEN_NET_DNS] = (struct warden_net_listener_spec){proxy, true, WARDEN_PROXY_DNS_PORT};
+	ret[WARDEN_NET_GATEWAY] =
+	    (struct warden_net_listener_spec){plan->gateway, false, WARDEN_GATEWAY_PORT};
+}
+
 struct warden_netserve *warden_netserve_start(struct warden_sandbox *sb,
                                               const struct warden_plan *plan,
                                               const struct warden_netserve_opts *o,

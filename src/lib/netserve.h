@@ -28,6 +28,16 @@ struct warden_netserve_opts {
 
 struct warden_netserve;
 
+/* The listeners a sandbox of plan has inside, on 127.0.0.1 (proxy mode: the proxies and
+ * DNS; the model gateway): what a backend makes and hands over in sb->net_fds. */
+struct warden_net_listener_spec {
+	bool on;
+	bool udp;
+	uint16_t port;
+};
+void warden_netserve_listeners(const struct warden_plan *plan,
+                               struct warden_net_listener_spec ret[WARDEN_NET_LISTENERS]);
+
 /* Serve the listeners sb holds (taking them) on a new thread. NULL with *err set when it
  * cannot; a sandbox without listeners needs none. */
 struct warden_netserve *warden_netserve_start(struct warden_sandbox *sb,

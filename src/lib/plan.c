@@ -304,7 +304,9 @@ static void enable_proxy(struct warden_plan *plan)
 	}
 	plan->resolv_conf = xstrdup("nameserver 127.0.0.1\noptions edns0\n");
 	struct stat st;
-	if (!p->rootfs && lstat("/etc/resolv.conf", &st) == 0 && !S_ISREG(st.st_mode))
+	/* A guest's root has a writable layer, where the file replaces whatever is there. */
+	if (!p->rootfs && p->isolation != WARDEN_ISOLATION_VM &&
+	    lstat("/etc/resolv.conf", &st) == 0 && !S_ISREG(st.st_mode))
 		strv_push(&plan->warnings,
 		          "network.mode: proxy: the host's /etc/resolv.conf is not a regular file, "
 		          "so it cannot be replaced inside: programs that resolve names before "

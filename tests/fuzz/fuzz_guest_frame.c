@@ -5,13 +5,18 @@
  * The first byte picks the direction; the rest is a stream, decoded frame by frame the
  * way relay.c and the agent do. Checks: a decoded frame lies within the input, has a
  * type of its direction and a payload no larger than FRAME_MAX; EXEC and FILE payloads
- * decode to requests whose strings are terminated and inside the limits.
+ * decode to requests whose strings are terminated and inside the limits; LISTEN to
+ * listeners within theirs; the network's frames carry the ids and sizes their types
+ * allow, and drive one stream (stream.c, on a socket pair whose other end reads nothing)
+ * that never holds more than its window nor has credit beyond it.
  */
 #define _GNU_SOURCE
-#include "src/lib/vm/frame.h"
+#include "src/lib/vm/stream.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,6 +48,57 @@ static void check_file(const struct frame *f)
 		abort();
 }
 
+static void check_listen(const struct frame *f)
+{
+	struct frame_listener ls[FRAME_NET_LISTENERS];
+	const char *why;
+	int n = frame_listen_decode(f->payload, f->len, ls, &why);
+	unsigned seen = 0, udp = 0;
+	for (int i = 0; i < n; i++) {
+		if (ls[i].index >= FRAME_NET_LISTENERS || seen & 1u << ls[i].index || !ls[i].port)
+			abort();
+		seen |= 1u << ls[i].index;
+		udp += ls[i].udp;
+	}
+	if (n > FRAME_NET_LISTENERS || udp > 1)
+		abort();
+}
+
+static void ignore(void *ctx, uint8_t type, uint32_t id, const void *p, uint32_t len)
+{
+	(void)ctx, (void)type, (void)id, (void)p, (void)len;
+}
+
+static struct stream_side side = {.send = ignore};
+
+/* The network's frames, the way relay.c and the agent apply them to their streams.
+ * Returns -1 where the stream's side would end the sandbox. */
+static int check_net(const struct frame *f, struct stream *s)
+{
+	const char *why;
+	int r = 0;
+	bool stream_type = f->type == FRAME_OPEN || f->type == FRAME_CREDIT_IN ||
+	                   f->type == FRAME_CREDIT_OUT || f->type == FRAME_CLOSE_IN ||
+	                   f->type == FRAME_CLOSE_OUT;
+	if (stream_type &&
+	    (!f->id ||
+	     f->len != (f->type == FRAME_CLOSE_IN || f->type == FRAME_CLOSE_OUT ? 0u : 4u)))
+		abort();
+	if (f->type == FRAME_LISTEN && f->id)
+		abort();
+	if (s->fd < 0 || s->dead || f->id != s->id)
+		return 0;
+	if (f->type == FRAME_DATA_IN || f->type == FRAME_DATA_OUT)
+		r = stream_data(&side, s, f->payload, f->len, &why);
+	else if (f->type == FRAME_CREDIT_IN || f->type == FRAME_CREDIT_OUT)
+		r = stream_credit(s, frame_get_u32(f->payload), &why);
+	else if (f->type == FRAME_CLOSE_IN || f->type == FRAME_CLOSE_OUT)
+		stream_close(s);
+	if (s->n_pending > FRAME_NET_WINDOW || s->credit > FRAME_NET_WINDOW)
+		abort();
+	return r;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
@@ -54,6 +110,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t off = 0, used;
 	struct frame f;
 	const char *why;
+	struct stream s = {.fd = -1};
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+		abort();
+	stream_init(&s, 1, sv[0]);
 	while (frame_decode(buf + off, size - 1 - off, dir, &f, &used, &why) == 1) {
 		if (used != FRAME_HEADER + (size_t)f.len || f.len > FRAME_MAX ||
 		    f.payload != buf + off + FRAME_HEADER || off + used > size - 1)
@@ -64,8 +125,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_exec(&f);
 		if (f.type == FRAME_FILE)
 			check_file(&f);
+		if (f.type == FRAME_LISTEN)
+			check_listen(&f);
+		if (check_net(&f, &s) < 0)
+			break;
 		off += used;
 	}
+	stream_free(&s);
+	close(sv[1]);
 	free(buf);
 	return 0;
 }

@@ -36,7 +36,7 @@ lib="src/lib/error.c src/lib/util.c src/lib/policy.c src/lib/policy-yaml.c src/l
      src/lib/yaml-util.c src/lib/net/gateway-config.c src/lib/net/gateway-body.c
      src/lib/files.c src/lib/text.c src/daemon/request.c src/lib/policy-devices.c
      src/lib/plan-devices.c src/lib/ns/devcgroup.c src/lib/gpu/grant.c
-     src/lib/gpu/helper-run.c src/lib/vm/frame.c"
+     src/lib/gpu/helper-run.c src/lib/vm/frame.c src/lib/vm/stream.c"
 {
 	echo "cflags = -g -O1 -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra" \
 		"-fsanitize=address,undefined -fno-sanitize-recover=all -I$root -I$build"

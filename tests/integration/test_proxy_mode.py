@@ -160,7 +160,7 @@ def policy(env, allow, deny=()):
     return path
 
 
-def run_in(runner, warden, env, allow, cmd, deny=(), opts=(), timeout=60):
+def run_in(runner, warden, env, allow, cmd, deny=(), opts=(), timeout=60, run_env=None):
     events = os.path.join(env["tmp"], "events.jsonl")
     if os.path.exists(events):
         os.unlink(events)
@@ -168,7 +168,7 @@ def run_in(runner, warden, env, allow, cmd, deny=(), opts=(), timeout=60):
             env["hosts"], "--events", events, "--audit-log",
             os.path.join(env["tmp"], "audit.log"), "--audit-key",
             os.path.join(env["tmp"], "audit.key"), *opts, "--", *cmd]
-    r = runner.run(argv, timeout=timeout)
+    r = runner.run(argv, timeout=timeout, env=run_env)
     with open(events) as f:
         evs = [json.loads(line) for line in f]
     return r, evs

@@ -57,10 +57,33 @@ def rootfs(probe):
     shutil.rmtree(d, ignore_errors=True)
 
 
+def _parent(pid):
+    """The parent pid and the parent's name, or (0, "") when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{ppid}/comm") as f:
+            return ppid, f.read().strip()
+    except (OSError, ValueError, IndexError):
+        return 0, ""
+
+
 def qemu_pids():
+    """This run's QEMU processes: those below this process, and those whose supervisor is
+    gone (the parent of their sandbox's init is not a warden). Guests that other runs on
+    the same machine start are not this run's to count, nor to kill."""
     r = subprocess.run(["pgrep", "-f", "qemu-system-x86_64.*org.warden.agent"],
                        capture_output=True, text=True)
-    return set(r.stdout.split())
+    mine = set()
+    for pid in r.stdout.split():
+        init, _ = _parent(pid)
+        _, name = _parent(init)
+        p = int(pid)
+        while p > 1 and p != os.getpid():
+            p = _parent(p)[0]
+        if p == os.getpid() or (init and name != "warden"):
+            mine.add(pid)
+    return mine
 
 
 @pytest.fixture(autouse=True)

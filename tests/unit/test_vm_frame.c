@@ -1,7 +1,7 @@
 /* test_vm_frame.c: the host <-> guest agent frames (src/lib/vm/frame.c).
  *
  * Sections: whole frames, split and joined; what the decoder refuses; EXEC requests
- * (round trip, refusals); FILE requests.
+ * (round trip, refusals); FILE requests; the network's frames and LISTEN.
  */
 #include "unit.h"
 #include "../../src/lib/vm/frame.h"
@@ -191,12 +191,112 @@ static void test_file(void **state)
 	                 -1);
 }
 
+/* ---- the network --------------------------------------------------------------------- */
+
+static void decodes(uint8_t type, uint32_t id, uint32_t len, enum frame_dir dir)
+{
+	uint8_t buf[FRAME_HEADER + 64] = {0};
+	struct frame f;
+	size_t used;
+	const char *why = NULL;
+	frame_header(buf, type, id, len);
+	assert_int_equal(frame_decode(buf, FRAME_HEADER + len, dir, &f, &used, &why), 1);
+	assert_int_equal(f.type, type);
+	assert_int_equal(f.id, id);
+}
+
+static void test_net_frames(void **state)
+{
+	(void)state;
+	uint8_t buf[64] = {0};
+	/* Each way its own types, with the payloads and ids they allow. */
+	decodes(FRAME_LISTEN, 0, 8, FRAME_TO_GUEST);
+	decodes(FRAME_DATA_IN, 3, 5, FRAME_TO_GUEST);
+	decodes(FRAME_DATA_IN, 0, 40, FRAME_TO_GUEST); /* a DNS answer */
+	decodes(FRAME_DATA_IN, 3, 0, FRAME_TO_GUEST);  /* the end of data */
+	decodes(FRAME_CREDIT_IN, 3, 4, FRAME_TO_GUEST);
+	decodes(FRAME_CLOSE_IN, 3, 0, FRAME_TO_GUEST);
+	decodes(FRAME_OPEN, 3, 4, FRAME_TO_HOST);
+	decodes(FRAME_DATA_OUT, 0, 30, FRAME_TO_HOST);
+	decodes(FRAME_CREDIT_OUT, 3, 4, FRAME_TO_HOST);
+	decodes(FRAME_CLOSE_OUT, 3, 0, FRAME_TO_HOST);
+	for (uint8_t t = FRAME_LISTEN; t <= FRAME_CLOSE_IN; t++) {
+		buf[0] = t;
+		refused(buf, 1, FRAME_TO_HOST, "unknown frame type");
+	}
+	for (uint8_t t = FRAME_OPEN; t <= FRAME_CLOSE_OUT; t++) {
+		buf[0] = t;
+		refused(buf, 1, FRAME_TO_GUEST, "unknown frame type");
+	}
+	/* Sizes: refused from the header alone. */
+	frame_header(buf, FRAME_LISTEN, 0, 0);
+	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
+	frame_header(buf, FRAME_LISTEN, 0, 6);
+	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
+	frame_header(buf, FRAME_LISTEN, 0, 4 * (FRAME_NET_LISTENERS + 1));
+	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
+	frame_header(buf, FRAME_OPEN, 1, 8);
+	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "size not allowed");
+	frame_header(buf, FRAME_CREDIT_OUT, 1, 0);
+	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "size not allowed");
+	frame_header(buf, FRAME_CREDIT_IN, 1, 5);
+	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
+	frame_header(buf, FRAME_CLOSE_IN, 1, 1);
+	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
+	frame_header(buf, FRAME_CLOSE_OUT, 1, 4);
+	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "size not allowed");
+	/* Id 0 carries datagrams only: no stream opens, is credited or closes as 0. */
+	frame_header(buf, FRAME_OPEN, 0, 4);
+	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "stream id 0");
+	frame_header(buf, FRAME_CREDIT_OUT, 0, 4);
+	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "stream id 0");
+	frame_header(buf, FRAME_CLOSE_IN, 0, 0);
+	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "stream id 0");
+	frame_header(buf, FRAME_LISTEN, 7, 4);
+	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "stream id");
+}
+
+static void listen_refused(const uint8_t *p, size_t len, const char *want)
+{
+	struct frame_listener ls[FRAME_NET_LISTENERS];
+	const char *why = NULL;
+	assert_int_equal(frame_listen_decode(p, len, ls, &why), -1);
+	assert_non_null(strstr(why, want));
+}
+
+static void test_listen(void **state)
+{
+	(void)state;
+	const struct frame_listener want[] = {{.index = 0, .port = 3128},
+	                                      {.index = 2, .udp = true, .port = 53},
+	                                      {.index = 3, .port = 4141}};
+	uint8_t buf[4 * FRAME_NET_LISTENERS];
+	for (size_t i = 0; i < 3; i++)
+		frame_listener_put(buf + 4 * i, &want[i]);
+	struct frame_listener got[FRAME_NET_LISTENERS];
+	const char *why = NULL;
+	assert_int_equal(frame_listen_decode(buf, 12, got, &why), 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(got[i].index, want[i].index);
+		assert_int_equal(got[i].udp, want[i].udp);
+		assert_int_equal(got[i].port, want[i].port);
+	}
+	listen_refused(buf, 0, "not whole records");
+	listen_refused(buf, 7, "not whole records");
+	listen_refused((const uint8_t *)"\x04\x01\x80\x0c", 4, "index out of range");
+	listen_refused((const uint8_t *)"\x01\x01\x80\x0c\x01\x01\x81\x0c", 8, "repeated");
+	listen_refused((const uint8_t *)"\x01\x03\x80\x0c", 4, "kind or port");
+	listen_refused((const uint8_t *)"\x01\x01\x00\x00", 4, "kind or port");
+	listen_refused((const uint8_t *)"\x01\x02\x35\x00\x02\x02\x36\x00", 8, "kind or port");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_frames),          cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_exec_round_trip), cmocka_unit_test(test_exec_refused),
 	    cmocka_unit_test(test_exec_limits),     cmocka_unit_test(test_file),
+	    cmocka_unit_test(test_net_frames),      cmocka_unit_test(test_listen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

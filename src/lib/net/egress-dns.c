@@ -222,14 +222,17 @@ static void query(struct evdns_server_request *req, void *arg)
 /* libevent 2.1's DNS server dereferences a NULL pointer when a datagram is shorter than
  * a DNS header (request_parse(), libevent issue #1231, fixed after 2.1.12): an empty
  * datagram to port 53 would crash the supervisor. A socket filter drops those in the
- * kernel, before evdns reads them (the filter sees the UDP header too). Datagrams queued
- * before it was attached are dropped unread, since any of them may be short: their
- * clients ask again. */
+ * kernel, before evdns reads them (the filter sees the UDP header too; a Unix datagram
+ * socket, the vm backend's, has none). Datagrams queued before it was attached are
+ * dropped unread, since any of them may be short: their clients ask again. */
 static int drop_short_datagrams(int fd, struct warden_error **err)
 {
+	int domain = AF_INET;
+	(void)getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &(socklen_t){sizeof(domain)});
+	unsigned min = DNS_HEADER_LEN + (domain == AF_UNIX ? 0 : sizeof(struct udphdr));
 	struct sock_filter code[] = {
 	    BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
-	    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, sizeof(struct udphdr) + DNS_HEADER_LEN, 0, 1),
+	    BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, min, 0, 1),
 	    BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
 	    BPF_STMT(BPF_RET | BPF_K, 0),
 	};

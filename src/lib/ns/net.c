@@ -2,8 +2,7 @@
  * from the host side (proxy mode, the model gateway). */
 #define _GNU_SOURCE
 #include "ns.h"
-#include "../net/egress.h"
-#include "../net/gateway.h"
+#include "../netserve.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -52,20 +51,12 @@ static int listener(int type, uint16_t port, struct warden_error **err)
 int ns_net_listeners(const struct warden_plan *plan, int fds[WARDEN_NET_LISTENERS],
                      struct warden_error **err)
 {
-	bool proxy = plan->policy->net_mode == WARDEN_NET_PROXY;
-	const struct {
-		bool on;
-		int type;
-		uint16_t port;
-	} want[WARDEN_NET_LISTENERS] = {
-	    [WARDEN_NET_HTTP] = {proxy, SOCK_STREAM, WARDEN_PROXY_HTTP_PORT},
-	    [WARDEN_NET_SOCKS] = {proxy, SOCK_STREAM, WARDEN_PROXY_SOCKS_PORT},
-	    [WARDEN_NET_DNS] = {proxy, SOCK_DGRAM, WARDEN_PROXY_DNS_PORT},
-	    [WARDEN_NET_GATEWAY] = {plan->gateway, SOCK_STREAM, WARDEN_GATEWAY_PORT},
-	};
+	struct warden_net_listener_spec want[WARDEN_NET_LISTENERS];
+	warden_netserve_listeners(plan, want);
 	for (int i = 0; i < WARDEN_NET_LISTENERS; i++) {
 		fds[i] = -1;
-		if (want[i].on && (fds[i] = listener(want[i].type, want[i].port, err)) < 0) {
+		if (want[i].on && (fds[i] = listener(want[i].udp ? SOCK_DGRAM : SOCK_STREAM,
+		                                     want[i].port, err)) < 0) {
 			for (int j = 0; j < i; j++)
 				closep(&fds[j]);
 			return -1;

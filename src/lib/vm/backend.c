@@ -40,12 +40,10 @@ static int check(const struct warden_plan *plan, const struct warden_process *pr
 		return warden_error_set(err, ENOTSUP,
 		                        "isolation vm: devices and GPUs are not passed into the "
 		                        "guest (devices:, gpu:, --device, --gpu)");
-	if (plan->policy->net_mode != WARDEN_NET_NONE || plan->gateway)
+	if (plan->policy->net_mode == WARDEN_NET_HOST)
 		return warden_error_set(err, ENOTSUP,
-		                        "isolation vm: network mode %s%s is not supported (only "
-		                        "none: the guest has no network device)",
-		                        warden_net_mode_names[plan->policy->net_mode],
-		                        plan->gateway ? " with a model gateway" : "");
+		                        "isolation vm: network mode host is not supported (only "
+		                        "none and proxy: the guest has no network device)");
 	return 0;
 }
 
@@ -456,7 +454,8 @@ static int vm_start(struct warden_sandbox *sb, const struct warden_process *proc
 		                         st->assets.accel_note));
 	if (!(st->state_dir = state_dir(err)) ||
 	    (st->live_fd = hold_live(st->state_dir, err)) < 0 ||
-	    vm_volumes_prepare(plan, st->state_dir, &st->vols, &st->n_vols, err) < 0)
+	    vm_volumes_prepare(plan, st->state_dir, &st->vols, &st->n_vols, err) < 0 ||
+	    vm_net_prepare(st, err) < 0)
 		return -1;
 	_cleanup_close_ int agent_l = listen_at(st->state_dir, "agent.sock", err);
 	_cleanup_close_ int qmp_l = agent_l < 0 ? -1 : listen_at(st->state_dir, "qmp.sock", err);
@@ -473,6 +472,9 @@ static int vm_start(struct warden_sandbox *sb, const struct warden_process *proc
 	send_file(st, "/etc/passwd", plan->passwd);
 	send_file(st, "/etc/group", plan->group);
 	send_file(st, "/etc/hosts", plan->hosts);
+	if (plan->resolv_conf)
+		send_file(st, "/etc/resolv.conf", plan->resolv_conf);
+	vm_net_offer(st);
 	if (!proc->service) {
 		int stdio[3] = {0, 1, 2};
 		snprintf(st->argv0, sizeof(st->argv0), "%s", proc->argv[0]);
@@ -591,6 +593,7 @@ static void vm_destroy(struct warden_sandbox *sb)
 		for (int k = 0; st->routes[i].used && k < 3; k++)
 			if (st->routes[i].fd[k] >= 0)
 				close(st->routes[i].fd[k]);
+	vm_net_free(st);
 	vm_volumes_free(st->vols, st->n_vols);
 	if (st->state_dir)
 		(void)nftw(st->state_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);

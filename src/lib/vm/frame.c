@@ -1,7 +1,7 @@
 /* frame.c: the host <-> guest agent frames (see frame.h, docs/guest-protocol.md).
  *
- * Sections: header and decoder; the EXEC request. libc only: linked into the static
- * guest agent as well as libwarden.
+ * Sections: header and decoder; the EXEC request; the FILE request; the network. libc
+ * only: linked into the static guest agent as well as libwarden.
  */
 #define _GNU_SOURCE
 #include "frame.h"
@@ -55,11 +55,38 @@ static bool size_ok(uint8_t type, uint32_t len)
 
 static bool type_dir_ok(uint8_t type, enum frame_dir dir)
 {
+	if (type >= FRAME_LISTEN && type <= FRAME_CLOSE_IN)
+		return dir == FRAME_TO_GUEST;
 	if (type >= FRAME_EXEC && type <= FRAME_FILE)
 		return dir == FRAME_TO_GUEST;
 	if (type >= FRAME_READY && type < FRAME_TYPE_MAX)
 		return dir == FRAME_TO_HOST;
 	return false;
+}
+
+/* The network's frames: sizes, and the ids they may carry (id 0 is no stream). */
+static const char *net_check(uint8_t type, uint32_t id, uint32_t len)
+{
+	switch (type) {
+	case FRAME_LISTEN:
+		if (len == 0 || len > FRAME_NET_LISTENERS * FRAME_LISTENER_SIZE ||
+		    len % FRAME_LISTENER_SIZE)
+			return "payload size not allowed for this frame type";
+		return id ? "LISTEN with a stream id" : NULL;
+	case FRAME_OPEN:
+	case FRAME_CREDIT_IN:
+	case FRAME_CREDIT_OUT:
+		if (len != 4)
+			return "payload size not allowed for this frame type";
+		return id ? NULL : "stream id 0";
+	case FRAME_CLOSE_IN:
+	case FRAME_CLOSE_OUT:
+		if (len != 0)
+			return "payload size not allowed for this frame type";
+		return id ? NULL : "stream id 0";
+	default:
+		return NULL;
+	}
 }
 
 int frame_decode(const uint8_t *buf, size_t len, enum frame_dir dir, struct frame *ret,
@@ -82,6 +109,11 @@ int frame_decode(const uint8_t *buf, size_t len, enum frame_dir dir, struct fram
 	}
 	if (!size_ok(buf[0], plen)) {
 		*ret_why = "payload size not allowed for this frame type";
+		return -1;
+	}
+	const char *net_why = net_check(buf[0], frame_get_u32(buf + 4), plen);
+	if (net_why) {
+		*ret_why = net_why;
 		return -1;
 	}
 	if (len - FRAME_HEADER < plen)
@@ -268,4 +300,41 @@ int frame_file_decode(const uint8_t *p, size_t len, struct frame_file *ret, cons
 	ret->data = mnul + 1;
 	ret->len = (size_t)(end - ret->data);
 	return 0;
+}
+
+/* ---- the network ------------------------------------------------------------------- */
+
+void frame_listener_put(uint8_t out[FRAME_LISTENER_SIZE], const struct frame_listener *l)
+{
+	out[0] = l->index;
+	out[1] = l->udp ? 2 : 1;
+	out[2] = (uint8_t)l->port;
+	out[3] = (uint8_t)(l->port >> 8);
+}
+
+int frame_listen_decode(const uint8_t *p, size_t len, struct frame_listener *ret,
+                        const char **ret_why)
+{
+	unsigned seen = 0, udp = 0;
+	size_t n = 0;
+	if (len == 0 || len % FRAME_LISTENER_SIZE ||
+	    len / FRAME_LISTENER_SIZE > FRAME_NET_LISTENERS) {
+		*ret_why = "listeners: not whole records, or too many";
+		return -1;
+	}
+	for (; n < len / FRAME_LISTENER_SIZE; n++, p += FRAME_LISTENER_SIZE) {
+		struct frame_listener l = {
+		    .index = p[0], .udp = p[1] == 2, .port = (uint16_t)(p[2] | p[3] << 8)};
+		if (l.index >= FRAME_NET_LISTENERS || seen & 1u << l.index) {
+			*ret_why = "listener index out of range or repeated";
+			return -1;
+		}
+		if ((p[1] != 1 && p[1] != 2) || !l.port || (l.udp && udp++)) {
+			*ret_why = "listener kind or port not allowed";
+			return -1;
+		}
+		seen |= 1u << l.index;
+		ret[n] = l;
+	}
+	return (int)n;
 }

@@ -3,7 +3,8 @@
  *
  * Shared by both sides and free of everything but libc: the guest agent is a static
  * binary that links this file and nothing else of libwarden. Sections: frames (header,
- * types, the decoder); the EXEC request (encoding, decoding).
+ * types, the decoder); the EXEC request (encoding, decoding); the FILE request; the
+ * network (LISTEN; stream.h carries the streams).
  *
  * Each side treats what the other sends as untrusted: the host because the guest runs
  * the agent's code, the guest because a broken host must not crash its init. Every
@@ -23,12 +24,16 @@
 
 enum frame_type {
 	/* host -> guest */
-	FRAME_EXEC = 1,     /* id: a new request id; payload: the request (frame_exec_*) */
-	FRAME_STDIN = 2,    /* id; payload: bytes for its stdin; empty: end of input */
-	FRAME_SIGNAL = 3,   /* id; payload: u32 signal, sent to its process group */
-	FRAME_POWEROFF = 4, /* id 0; no payload: sync file systems and power off */
-	FRAME_FILE = 5,     /* id 0; payload: path NUL mode(octal) NUL content: write a file
-	                       (as the guest's root; the host is trusted for this) */
+	FRAME_EXEC = 1,      /* id: a new request id; payload: the request (frame_exec_*) */
+	FRAME_STDIN = 2,     /* id; payload: bytes for its stdin; empty: end of input */
+	FRAME_SIGNAL = 3,    /* id; payload: u32 signal, sent to its process group */
+	FRAME_POWEROFF = 4,  /* id 0; no payload: sync file systems and power off */
+	FRAME_FILE = 5,      /* id 0; payload: path NUL mode(octal) NUL content: write a file
+	                        (as the guest's root; the host is trusted for this) */
+	FRAME_LISTEN = 6,    /* id 0; payload: the listeners (frame_listen_decode()) */
+	FRAME_DATA_IN = 7,   /* id: a stream (0: a DNS answer); payload: bytes; empty: end */
+	FRAME_CREDIT_IN = 8, /* id (not 0); payload: u32 bytes taken: the window reopens */
+	FRAME_CLOSE_IN = 9,  /* id (not 0); no payload: the stream is gone (refused, reset) */
 	/* guest -> host */
 	FRAME_READY = 16,   /* id 0; payload: u32 FRAME_VERSION: the agent serves */
 	FRAME_STARTED = 17, /* id; payload: u32 pid of the command in the guest */
@@ -36,6 +41,12 @@ enum frame_type {
 	FRAME_STDERR = 19,  /* id; payload: bytes it wrote */
 	FRAME_EXIT = 20,    /* id; payload: i32 status (N, 128+N), i32 errno (126/127) */
 	FRAME_ERROR = 21,   /* id (0: the agent itself); payload: text, refused request */
+	/* the network (proxy mode, the model gateway): streams of the guest's connections to
+	 * its listeners, and the DNS listener's datagrams as DATA with id 0 */
+	FRAME_OPEN = 22,       /* guest: id a new stream (not 0); payload: u32 listener index */
+	FRAME_DATA_OUT = 23,   /* guest: id; payload: bytes; empty: end of data */
+	FRAME_CREDIT_OUT = 24, /* guest: id (not 0); payload: u32 bytes taken: the window reopens */
+	FRAME_CLOSE_OUT = 25,  /* guest: id (not 0); no payload: the stream is gone */
 	FRAME_TYPE_MAX,
 };
 
@@ -94,5 +105,27 @@ struct frame_file {
 	size_t len;
 };
 int frame_file_decode(const uint8_t *p, size_t len, struct frame_file *ret, const char **ret_why);
+
+/* ---- the network ------------------------------------------------------------------- */
+
+#define FRAME_NET_LISTENERS 4            /* listeners one LISTEN may offer */
+#define FRAME_NET_STREAMS   64           /* streams open at once */
+#define FRAME_NET_WINDOW    (256 * 1024) /* bytes one way on a stream not yet credited */
+#define FRAME_NET_DNS_ID    0            /* the id of DATA frames that carry datagrams */
+
+/* One listener of LISTEN, a 4-byte record: u8 index (< FRAME_NET_LISTENERS; what OPEN
+ * names), u8 kind (1 TCP, 2 UDP), u16 port (not 0). Each index once, at most one UDP
+ * listener (its datagrams are the DATA frames with id FRAME_NET_DNS_ID). */
+struct frame_listener {
+	uint8_t index;
+	bool udp;
+	uint16_t port;
+};
+#define FRAME_LISTENER_SIZE 4
+void frame_listener_put(uint8_t out[FRAME_LISTENER_SIZE], const struct frame_listener *l);
+/* Decode LISTEN's payload into ret (at most FRAME_NET_LISTENERS). Returns the number of
+ * listeners, or -1 with *ret_why. */
+int frame_listen_decode(const uint8_t *p, size_t len, struct frame_listener *ret,
+                        const char **ret_why);
 
 #endif

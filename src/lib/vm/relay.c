@@ -23,15 +23,21 @@
 
 /* ---- frames out -------------------------------------------------------------------- */
 
-void vm_relay_send(struct vm_state *st, uint8_t type, uint32_t id, const void *payload,
-                   uint32_t len)
+void vm_relay_queue(struct vm_state *st, uint8_t type, uint32_t id, const void *payload,
+                    uint32_t len)
 {
-	pthread_mutex_lock(&st->mu);
 	st->out = xrealloc(st->out, st->n_out + FRAME_HEADER + len);
 	frame_header(st->out + st->n_out, type, id, len);
 	if (len)
 		memcpy(st->out + st->n_out + FRAME_HEADER, payload, len);
 	st->n_out += FRAME_HEADER + len;
+}
+
+void vm_relay_send(struct vm_state *st, uint8_t type, uint32_t id, const void *payload,
+                   uint32_t len)
+{
+	pthread_mutex_lock(&st->mu);
+	vm_relay_queue(st, type, id, payload, len);
 	pthread_mutex_unlock(&st->mu);
 	uint64_t one = 1;
 	(void)!write(st->wake, &one, sizeof(one));
@@ -166,6 +172,16 @@ static void handle(struct vm_state *st, const struct frame *f)
 			snprintf(ev.text, sizeof(ev.text), "guest agent: %s", text);
 			push(st, &ev);
 		}
+		break;
+	}
+	case FRAME_OPEN:
+	case FRAME_DATA_OUT:
+	case FRAME_CREDIT_OUT:
+	case FRAME_CLOSE_OUT: {
+		const char *why;
+		if (vm_net_frame(st, f, &why) < 0)
+			end(st, WARDEN_EVENT_FAILED, 125, 0,
+			    "the guest agent sent a malformed frame (%s)", why);
 		break;
 	}
 	default: /* READY again: nothing to do */
@@ -330,10 +346,11 @@ static void read_stdin(struct vm_state *st, struct vm_route *r)
 static void *relay_main(void *arg)
 {
 	struct vm_state *st = arg;
-	struct pollfd p[3 + VM_ROUTES];
+	struct pollfd p[3 + VM_ROUTES + VM_NET_POLL];
 	struct vm_route *owner[3 + VM_ROUTES];
 	for (;;) {
 		nfds_t n = 0;
+		int n_net;
 		pthread_mutex_lock(&st->mu);
 		p[n++] =
 		    (struct pollfd){.fd = st->agent, .events = POLLIN | (st->n_out ? POLLOUT : 0)};
@@ -345,8 +362,9 @@ static void *relay_main(void *arg)
 				p[n++] =
 				    (struct pollfd){.fd = st->routes[i].fd[0], .events = POLLIN};
 			}
+		n_net = vm_net_poll(st, p + n, st->n_out < OUT_HIGH);
 		pthread_mutex_unlock(&st->mu);
-		if (poll(p, n, -1) < 0 && errno != EINTR)
+		if (poll(p, n + (nfds_t)n_net, -1) < 0 && errno != EINTR)
 			break;
 		uint64_t v;
 		if (p[1].revents && read(st->wake, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -359,6 +377,8 @@ static void *relay_main(void *arg)
 		for (nfds_t i = 3; i < n; i++)
 			if (p[i].revents && owner[i]->used && owner[i]->fd[0] == p[i].fd)
 				read_stdin(st, owner[i]);
+		if (n_net)
+			vm_net_ready(st, p + n, n_net);
 		pthread_mutex_unlock(&st->mu);
 		if (st->qmp >= 0 && p[2].revents)
 			read_qmp(st);

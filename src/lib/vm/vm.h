@@ -6,6 +6,8 @@
  * qemu.c    QEMU's command line, the QMP client (jansson)
  * backend.c struct warden_backend warden_vm_backend: QEMU inside a namespace sandbox,
  *           the relay between the guest agent and the caller's stdio
+ * net.c     the guest's network (proxy mode, the model gateway) as streams over the
+ *           agent's port (stream.c), served by the supervisor's netserve
  */
 #ifndef WARDEN_VM_H
 #define WARDEN_VM_H
@@ -104,9 +106,11 @@ int vm_qmp_read_event(int fd, char **ret_name, char **ret_reason);
 #include "../sandbox.h"
 #include "frame.h"
 
+#include <poll.h>
 #include <pthread.h>
 
-#define VM_ROUTES 64
+#define VM_ROUTES   64
+#define VM_NET_POLL (FRAME_NET_STREAMS + 1) /* the streams and DNS */
 
 /* Where a guest command's stdio goes on the host. */
 struct vm_route {
@@ -140,6 +144,7 @@ struct vm_state {
 	size_t n_out;
 	uint8_t in[2 * (FRAME_HEADER + FRAME_MAX)]; /* bytes from the agent not yet decoded */
 	size_t n_in;
+	struct vm_net *net;       /* proxy mode, the model gateway (net.c); NULL without */
 	char shutdown_reason[64]; /* from QMP's SHUTDOWN event */
 	char argv0[256];          /* the main command, for messages */
 };
@@ -147,6 +152,9 @@ struct vm_state {
 /* Queue a frame for the guest (any thread) and wake the relay. */
 void vm_relay_send(struct vm_state *st, uint8_t type, uint32_t id, const void *payload,
                    uint32_t len);
+/* The same with st->mu held, on the relay thread (which sends it before it polls again). */
+void vm_relay_queue(struct vm_state *st, uint8_t type, uint32_t id, const void *payload,
+                    uint32_t len);
 /* Decode frames from the agent's socket until one is READY (at boot). Returns 0, -1 with
  * *err on a malformed frame, end of stream or timeout. */
 int vm_relay_wait_ready(struct vm_state *st, int timeout_ms, struct warden_error **err);
@@ -156,6 +164,23 @@ void vm_relay_stop(struct vm_state *st);
 /* What the guest's console says last about why it stopped ("Kernel panic - ..."), in
  * buf; "" when nothing. */
 void vm_console_tail(const struct vm_state *st, char *buf, size_t len);
+
+/* ---- net.c ------------------------------------------------------------------------- */
+
+/* Make the listeners the plan asks for (proxy mode: the proxies and DNS; the gateway) as
+ * the supervisor's own sockets, in sb->net_fds for its netserve. Nothing without. */
+int vm_net_prepare(struct vm_state *st, struct warden_error **err);
+/* Tell the agent what to listen on (LISTEN), once it serves. */
+void vm_net_offer(struct vm_state *st);
+/* On the relay thread, with st->mu held: the network's frames from the guest (OPEN,
+ * DATA_OUT, CREDIT_OUT, CLOSE_OUT; -1 with *ret_why when one breaks the protocol), the
+ * descriptors to poll (into p, at most VM_NET_POLL; may_read: the queue to the guest has
+ * room) and what to do when they are ready. */
+int vm_net_frame(struct vm_state *st, const struct frame *f, const char **ret_why);
+int vm_net_poll(struct vm_state *st, struct pollfd *p, bool may_read);
+void vm_net_ready(struct vm_state *st, const struct pollfd *p, int n);
+/* Close every stream and socket (the relay has stopped). NULL-safe. */
+void vm_net_free(struct vm_state *st);
 
 /* ---- snapshot.c -------------------------------------------------------------------- */
 
