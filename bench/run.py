@@ -135,6 +135,35 @@ def loadavg():
     return read("/proc/loadavg").split()[:3]
 
 
+def cpu_idle(seconds):
+    """The fraction of all CPUs' time spent idle over the next `seconds` (/proc/stat)."""
+    def sample():
+        f = [int(x) for x in read("/proc/stat").split("\n")[0].split()[1:]]
+        return f[3] + f[4], sum(f)  # idle + iowait, all
+    i0, t0 = sample()
+    time.sleep(seconds)
+    i1, t1 = sample()
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+SETTLE_IDLE, SETTLE_MAX_S = 0.85, 90
+
+
+def settle(part, settled, progress):
+    """Wait (at most SETTLE_MAX_S) until the CPUs are SETTLE_IDLE idle over a second: a part
+    that heavy work ran right before (the daemon's load test, a VM) would otherwise measure
+    that work's aftermath. What was waited and found goes into the results."""
+    t0 = time.monotonic()
+    idle = cpu_idle(1)
+    while idle < SETTLE_IDLE and time.monotonic() - t0 < SETTLE_MAX_S:
+        idle = cpu_idle(1)
+    waited = round(time.monotonic() - t0, 1)
+    settled[part] = {"waited_s": waited, "idle": round(idle, 3), "loadavg": loadavg()}
+    if idle < SETTLE_IDLE:
+        progress(f"{part}: the machine stayed busy ({idle:.0%} idle after {waited} s)")
+
+
+
 # ---- helpers and fixtures ---------------------------------------------------------------
 
 
@@ -1098,6 +1127,9 @@ def print_report(res):
                f"kernel {m['kernel']}, cgroups {m['cgroups']}, euid {m['euid']}")
     out.append(f"load average at start {' '.join(res['loadavg_start'])}, "
                f"at end {' '.join(res['loadavg_end'])}; {res['elapsed_s']} s in all")
+    for part, s in res.get("settled", {}).items():
+        out.append(f"  before {part}: waited {s['waited_s']} s for the CPUs to settle "
+                   f"({s['idle']:.0%} idle, load {' '.join(s['loadavg'])})")
     out.append("")
     out.append("Cold start, interleaved rounds (ms; x median / x p90: the contender's median "
                "and p90 over warden's)")
@@ -1303,30 +1335,39 @@ def main():
     if cs[0].unavailable:
         sys.exit(f"bench: warden itself cannot run here: {cs[0].unavailable}")
 
+    settled = {}
+    settle("cold start", settled, progress)
     measure_cold_start(cs, bench_dir, args.rounds, rng, progress)
     with_bwrap = not next(c for c in cs if c.key == "bwrap").unavailable
     memory = measure_memory(warden, warden_dyn[0], with_bwrap, args.memory_runs, rng, progress)
+    settle("slowdown", settled, progress)
     slowdown = measure_slowdown(warden, bench_dir, args.chunks, args.c_chunk, args.py_chunk,
                                 rng, progress)
     breakdown = measure_breakdown(warden, bench_dir, with_bwrap, args.breakdown_chunks,
                                   args.c_chunk, rng, progress)
     shutil.rmtree(runc_root, ignore_errors=True)
+    settle("audit", settled, progress)
     audit = measure_audit(build, bench_dir, args.audit_records, args.audit_batch,
                           args.audit_per_record, args.audit_runs, progress)
 
+    settle("telemetry", settled, progress)
     sandbox_tel = measure_sandbox_telemetry(warden, build, bench_dir, args.tel_chunks,
                                             args.py_chunk, args.c_chunk, args.tel_make_rounds,
                                             rng, progress)
     telemetry = measure_telemetry(build, bench_dir, args.tel_chunks, args.py_chunk,
                                   args.c_chunk, args.tel_make_rounds, rng, progress)
+    settle("network", settled, progress)
     network = measure_network(args, warden, bench_dir, rng, progress)
+    settle("daemon", settled, progress)
     daemon_res = measure_daemon(args, build, warden, progress)
+    settle("vm", settled, progress)
     vm_res = vm.measure_vm(warden, bench_dir, args.vm_rounds, rng, progress)
 
     res = build_results(args, info, cs, memory, slowdown, breakdown, audit, started,
                         time.monotonic() - t0, load0, telemetry, sandbox_tel, network,
                         daemon_res)
     res["vm"] = vm_res
+    res["settled"] = settled
     res.setdefault("targets", {}).update(vm.vm_targets(vm_res))
     out = args.out or os.path.join(build, "bench-results.json")
     with open(out, "w") as f:
