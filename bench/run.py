@@ -149,13 +149,13 @@ def cpu_idle(seconds):
 SETTLE_IDLE, SETTLE_MAX_S = 0.85, 90
 
 
-def settle(part, settled, progress):
+def settle(part, settled, progress, wait=True):
     """Wait (at most SETTLE_MAX_S) until the CPUs are SETTLE_IDLE idle over a second: a part
     that heavy work ran right before (the daemon's load test, a VM) would otherwise measure
     that work's aftermath. What was waited and found goes into the results."""
     t0 = time.monotonic()
     idle = cpu_idle(1)
-    while idle < SETTLE_IDLE and time.monotonic() - t0 < SETTLE_MAX_S:
+    while wait and idle < SETTLE_IDLE and time.monotonic() - t0 < SETTLE_MAX_S:
         idle = cpu_idle(1)
     waited = round(time.monotonic() - t0, 1)
     settled[part] = {"waited_s": waited, "idle": round(idle, 3), "loadavg": loadavg()}
@@ -1336,31 +1336,31 @@ def main():
         sys.exit(f"bench: warden itself cannot run here: {cs[0].unavailable}")
 
     settled = {}
-    settle("cold start", settled, progress)
+    settle("cold start", settled, progress, not args.quick)
     measure_cold_start(cs, bench_dir, args.rounds, rng, progress)
     with_bwrap = not next(c for c in cs if c.key == "bwrap").unavailable
     memory = measure_memory(warden, warden_dyn[0], with_bwrap, args.memory_runs, rng, progress)
-    settle("slowdown", settled, progress)
+    settle("slowdown", settled, progress, not args.quick)
     slowdown = measure_slowdown(warden, bench_dir, args.chunks, args.c_chunk, args.py_chunk,
                                 rng, progress)
     breakdown = measure_breakdown(warden, bench_dir, with_bwrap, args.breakdown_chunks,
                                   args.c_chunk, rng, progress)
     shutil.rmtree(runc_root, ignore_errors=True)
-    settle("audit", settled, progress)
+    settle("audit", settled, progress, not args.quick)
     audit = measure_audit(build, bench_dir, args.audit_records, args.audit_batch,
                           args.audit_per_record, args.audit_runs, progress)
 
-    settle("telemetry", settled, progress)
+    settle("telemetry", settled, progress, not args.quick)
     sandbox_tel = measure_sandbox_telemetry(warden, build, bench_dir, args.tel_chunks,
                                             args.py_chunk, args.c_chunk, args.tel_make_rounds,
                                             rng, progress)
     telemetry = measure_telemetry(build, bench_dir, args.tel_chunks, args.py_chunk,
                                   args.c_chunk, args.tel_make_rounds, rng, progress)
-    settle("network", settled, progress)
+    settle("network", settled, progress, not args.quick)
     network = measure_network(args, warden, bench_dir, rng, progress)
-    settle("daemon", settled, progress)
+    settle("daemon", settled, progress, not args.quick)
     daemon_res = measure_daemon(args, build, warden, progress)
-    settle("vm", settled, progress)
+    settle("vm", settled, progress, not args.quick)
     vm_res = vm.measure_vm(warden, bench_dir, args.vm_rounds, rng, progress)
 
     res = build_results(args, info, cs, memory, slowdown, breakdown, audit, started,
