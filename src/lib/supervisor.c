@@ -50,6 +50,15 @@ void sv_emit(struct warden_supervisor *sv, json_t *ev)
 	json_decref(ev);
 }
 
+/* An audit record of this sandbox: fields (reference taken) under kind. */
+static json_t *audit_record(struct warden_supervisor *sv, const char *kind, json_t *fields)
+{
+	json_t *rec = json_pack("{s:s, s:s}", "kind", kind, "sandbox", sv->id);
+	json_object_update(rec, fields);
+	json_decref(fields);
+	return rec;
+}
+
 /* An audit record: the event's fields, under an "audit" kind name. Queued; the caller
  * commits where durability is needed before going on. */
 void sv_audit(struct warden_supervisor *sv, const char *kind, json_t *fields)
@@ -58,9 +67,7 @@ void sv_audit(struct warden_supervisor *sv, const char *kind, json_t *fields)
 		json_decref(fields);
 		return;
 	}
-	json_t *rec = json_pack("{s:s, s:s}", "kind", kind, "sandbox", sv->id);
-	json_object_update(rec, fields);
-	json_decref(fields);
+	json_t *rec = audit_record(sv, kind, fields);
 	_cleanup_error_ struct warden_error *e = NULL;
 	if (warden_audit_append(sv->opts.audit, rec, &e) < 0 && sv->sb)
 		strv_push_take(&sv->sb->warnings, xasprintf("audit: %s", warden_error_text(e)));
@@ -148,10 +155,35 @@ static json_t *create_fields(struct warden_supervisor *sv, const struct warden_p
 	                 "network", warden_net_mode_names[p->net_mode], "rootfs", p->rootfs);
 }
 
+/* Queue the records of the sandbox's creation and make them durable. Run by the committer
+ * thread (or inline, without one), alone on the audit log until commit_join(). */
+static int record_start(struct start_ctx *c, struct warden_error **err)
+{
+	struct warden_supervisor *sv = c->sv;
+	json_t *recs[] = {
+	    audit_record(sv, "sandbox.create", create_fields(sv, c->proc)),
+	    sv->plan->n_devices
+	        ? audit_record(sv, "device.grant", warden_gpu_session_grant_record(sv->plan))
+	        : NULL,
+	    c->proc->service
+	        ? NULL
+	        : audit_record(sv, "sandbox.exec",
+	                       json_pack("{s:o, s:s}", "argv", sv_strv_json(c->proc->argv),
+	                                 "workdir", sv->plan->workdir)),
+	};
+	int r = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(recs); i++) {
+		if (recs[i] && r == 0)
+			r = warden_audit_append(sv->opts.audit, recs[i], err);
+		json_decref(recs[i]);
+	}
+	return r < 0 ? -1 : warden_audit_commit(sv->opts.audit, err);
+}
+
 static void *commit_thread(void *arg)
 {
 	struct start_ctx *c = arg;
-	(void)warden_audit_commit(c->sv->opts.audit, &c->commit_err);
+	(void)record_start(c, &c->commit_err);
 	return NULL;
 }
 
@@ -172,8 +204,9 @@ static int commit_join(struct start_ctx *c, struct warden_error **err)
 }
 
 /* Runs inside the backend's start. The record saying the sandbox exists must be on disk
- * before it runs anything, and telemetry must see the very first exec. The flush to disk,
- * a millisecond or more, goes on in a thread while the backend builds the sandbox. */
+ * before it runs anything, and telemetry must see the very first exec. Making the records
+ * (the policy's hash among them) and flushing them to disk, a millisecond or more, go on
+ * in a thread while the backend builds the sandbox. */
 static int start_hook(struct warden_sandbox *sb, enum warden_hook_phase phase, void *ctx,
                       struct warden_error **err)
 {
@@ -186,20 +219,13 @@ static int start_hook(struct warden_sandbox *sb, enum warden_hook_phase phase, v
 	}
 	sv->sb = sb;
 	memcpy(sv->id, sb->id, sizeof(sv->id));
-	sv_audit(sv, "sandbox.create", create_fields(sv, c->proc));
-	if (sv->plan->n_devices)
-		sv_audit(sv, "device.grant", warden_gpu_session_grant_record(sv->plan));
-	if (!c->proc->service)
-		sv_audit(sv, "sandbox.exec",
-		         json_pack("{s:o, s:s}", "argv", sv_strv_json(c->proc->argv), "workdir",
-		                   sv->plan->workdir));
 	if (!sv->opts.audit)
 		return 0;
 	if (pthread_create(&c->committer, NULL, commit_thread, c) == 0) {
 		c->committing = true;
 		return 0;
 	}
-	if (warden_audit_commit(sv->opts.audit, err) < 0)
+	if (record_start(c, err) < 0)
 		return warden_error_wrap(err, "audit");
 	return 0;
 }

@@ -256,10 +256,6 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 	}
 	st->pid = pid;
 	sb->init_pid = pid;
-	/* Only now: a thread the hook starts must not exist at the clone, or init could
-	 * inherit a lock it held (malloc's, stdio's) and wait on it forever. */
-	if (sb->hook && sb->hook(sb, WARDEN_HOOK_PREPARE, sb->hook_ctx, err) < 0)
-		goto out;
 	if (ns_userns_write_maps(pid, plan, err) < 0) {
 		warden_error_wrap(err, "user namespace");
 		goto out;
@@ -272,6 +268,11 @@ static int ns_start(struct warden_sandbox *sb, const struct warden_process *proc
 	for (size_t i = 0; i <= plan->n_binds; i++)
 		if (tree_fds[i] >= 0)
 			close(tree_fds[i]);
+	/* Only after the clone: a thread the hook starts must not exist then, or init could
+	 * inherit a lock it held (malloc's, stdio's) and wait on it forever. And after GO,
+	 * which init waits for, spinning. */
+	if (r == 0 && sb->hook)
+		r = sb->hook(sb, WARDEN_HOOK_PREPARE, sb->hook_ctx, err);
 	if (r == 0)
 		r = join_cgroups(sb, st, shared, err);
 	if (r == 0 && (plan->policy->net_mode == WARDEN_NET_PROXY || plan->gateway))
