@@ -48,6 +48,13 @@ static void write_all(const void *buf, size_t len)
 		ssize_t n = write(port, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN) {
+			/* The host reads slower than the command writes (its own reader is slow):
+			 * wait for it, as a pipe's writer would. */
+			struct pollfd pfd = {.fd = port, .events = POLLOUT};
+			(void)poll(&pfd, 1, -1);
+			continue;
+		}
 		if (n <= 0)
 			agent_fatal("writing to the host", errno);
 		p += n;
