@@ -486,13 +486,13 @@ static void on_signal(struct warden_supervisor *sv, int sfd, struct term *t)
 	struct signalfd_siginfo si;
 	if (read(sfd, &si, sizeof(si)) != sizeof(si))
 		return;
+	_cleanup_error_ struct warden_error *e = NULL;
 	if (si.ssi_signo == SIGWINCH) {
 		struct winsize ws;
 		if (t->master >= 0 && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0)
-			ioctl(t->master, TIOCSWINSZ, &ws);
+			(void)warden_sandbox_resize(warden_supervisor_sandbox(sv), &ws, &e);
 		return;
 	}
-	_cleanup_error_ struct warden_error *e = NULL;
 	(void)warden_supervisor_signal(sv, (int)si.ssi_signo, &e);
 }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/reboot.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,9 +31,12 @@ struct cmd {
 	uint32_t id;
 	pid_t pid; /* 0: free slot */
 	int in, out, err;
+	int tty;          /* its terminal's master (for its size), or -1 */
 	uint8_t *pending; /* stdin bytes not yet written */
 	size_t n_pending;
-	int in_eof; /* end of input received: close once pending is written */
+	int in_eof;   /* end of input received: close once pending is written */
+	pid_t syncer; /* it ended and this child syncs the file systems: then EXIT */
+	int status;   /* ... with this status */
 };
 
 static struct cmd cmds[MAX_EXECS];
@@ -50,7 +54,10 @@ static void write_all(const void *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN) {
-			(void)poll(&(struct pollfd){.fd = port, .events = POLLOUT}, 1, -1);
+			/* The host reads slower than the command writes (its own reader is slow):
+			 * wait for it, as a pipe's writer would. */
+			struct pollfd pfd = {.fd = port, .events = POLLOUT};
+			(void)poll(&pfd, 1, -1);
 			continue;
 		}
 		if (n <= 0)
@@ -131,12 +138,18 @@ static void ensure_workdir(const struct frame_exec *x)
 	}
 }
 
-/* In the child: become the command. Errors go back through errfd as an errno. */
-static noreturn void child(const struct frame_exec *x, int in, int out, int err, int errfd)
+/* In the child: become the command, its stdio io[] or (tty not NULL) that terminal, made
+ * its controlling terminal and given to its user. Errors go back through errfd as an
+ * errno. */
+static noreturn void child(const struct frame_exec *x, const int io[3], const char *tty, int errfd)
 {
-	int e;
+	int e, t = -1;
 	setsid();
-	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+	if (tty && ((t = open(tty, O_RDWR)) < 0 || ioctl(t, TIOCSCTTY, 0) < 0 ||
+	            fchown(t, x->uid, (gid_t)-1) < 0))
+		goto fail;
+	if (dup2(tty ? t : io[0], 0) < 0 || dup2(tty ? t : io[1], 1) < 0 ||
+	    dup2(tty ? t : io[2], 2) < 0)
 		goto fail;
 	gid_t g = x->gid;
 	if (setgroups(1, &g) < 0 || setresgid(x->gid, x->gid, x->gid) < 0 ||
@@ -155,11 +168,52 @@ fail:
 	_exit(127);
 }
 
+static void close_all(int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* The command's stdio: three pipes (io gets the child's ends), or a new terminal of the
+ * request's size (tty gets its slave's path). ours gets our ends: stdin, stdout, stderr
+ * (-1 with a terminal: it is all one stream) and the terminal's master. */
+static int make_stdio(const struct frame_exec *x, int io[3], int ours[4], char *tty, size_t len)
+{
+	int p[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+	io[0] = io[1] = io[2] = ours[2] = ours[3] = -1;
+	if (x->tty) {
+		struct winsize ws = {.ws_row = x->rows, .ws_col = x->cols};
+		int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, tty, len) != 0 ||
+		    ioctl(m, TIOCSWINSZ, &ws) < 0) {
+			if (m >= 0)
+				close(m);
+			return -1;
+		}
+		ours[0] = fcntl(m, F_DUPFD_CLOEXEC, 0);
+		ours[1] = m;
+		ours[3] = fcntl(m, F_DUPFD_CLOEXEC, 0);
+		return 0;
+	}
+	for (int k = 0; k < 3; k++)
+		if (pipe2(p[k], O_CLOEXEC) < 0) {
+			close_all(&p[0][0], 6);
+			return -1;
+		}
+	/* stdin: the child reads p[0][0]; stdout, stderr: it writes p[k][1] */
+	io[0] = p[0][0], ours[0] = p[0][1];
+	io[1] = p[1][1], ours[1] = p[1][0];
+	io[2] = p[2][1], ours[2] = p[2][0];
+	return 0;
+}
+
 static void start_cmd(uint32_t id, const uint8_t *p, size_t len)
 {
 	struct frame_exec x;
 	const char *why;
-	int pin[2], pout[2], perr[2], pe[2];
+	int io[3], ours[4], pe[2];
+	char tty[64];
 	struct cmd *c = NULL;
 	if (find_cmd(id))
 		return send_error(id, "request id in use");
@@ -171,18 +225,22 @@ static void start_cmd(uint32_t id, const uint8_t *p, size_t len)
 	if (frame_exec_decode(p, len, &x, &why) < 0)
 		return send_error(id, why);
 	ensure_workdir(&x);
-	if (pipe2(pin, O_CLOEXEC) < 0 || pipe2(pout, O_CLOEXEC) < 0 || pipe2(perr, O_CLOEXEC) < 0 ||
-	    pipe2(pe, O_CLOEXEC) < 0)
+	if (make_stdio(&x, io, ours, tty, sizeof(tty)) < 0) {
+		char text[128];
+		snprintf(text, sizeof(text), "%s: %s", x.tty ? "a terminal" : "pipes",
+		         strerror(errno));
+		frame_exec_clear(&x);
+		return send_error(id, text);
+	}
+	if (pipe2(pe, O_CLOEXEC) < 0)
 		agent_fatal("pipe", errno);
 	pid_t pid = fork();
 	if (pid < 0)
 		agent_fatal("fork", errno);
 	if (pid == 0)
-		child(&x, pin[0], pout[1], perr[1], pe[1]);
+		child(&x, io, x.tty ? tty : NULL, pe[1]);
 	frame_exec_clear(&x);
-	close(pin[0]);
-	close(pout[1]);
-	close(perr[1]);
+	close_all(io, 3);
 	close(pe[1]);
 	int e = 0;
 	ssize_t n = read(pe[0], &e, sizeof(e));
@@ -190,13 +248,12 @@ static void start_cmd(uint32_t id, const uint8_t *p, size_t len)
 	if (n == sizeof(e)) {
 		/* It never ran: reap it here; 127 when not found, 126 otherwise (a shell's). */
 		waitpid(pid, NULL, 0);
-		close(pin[1]);
-		close(pout[0]);
-		close(perr[0]);
+		close_all(ours, 4);
 		return send_exit(id, e == ENOENT ? 127 : 126, e);
 	}
-	fcntl(pin[1], F_SETFL, O_NONBLOCK);
-	*c = (struct cmd){.id = id, .pid = pid, .in = pin[1], .out = pout[0], .err = perr[0]};
+	fcntl(ours[0], F_SETFL, O_NONBLOCK);
+	*c = (struct cmd){
+	    .id = id, .pid = pid, .in = ours[0], .out = ours[1], .err = ours[2], .tty = ours[3]};
 	send_u32(FRAME_STARTED, id, (uint32_t)pid);
 }
 
@@ -239,32 +296,41 @@ static void flush_stdin(struct cmd *c)
 
 static void release(struct cmd *c)
 {
-	if (c->in >= 0)
-		close(c->in);
+	int fds[] = {c->in, c->out, c->err, c->tty};
+	close_all(fds, 4);
 	free(c->pending);
 	memset(c, 0, sizeof(*c));
 }
 
-/* The command ended: what it wrote before is sent first, then sync (volumes are copied
- * out by the host once it knows), then its status. Output that descendants write later
- * is not waited for, as with the namespace backend. */
+/* The command ended: what it wrote before is sent first, then its status once the file
+ * systems are synced (the host copies volumes out once it knows). The sync runs in a
+ * child, so that the agent goes on answering the host (its heartbeat above all) while a
+ * slow disk takes its time. Output that descendants write later is not waited for, as
+ * with the namespace backend. */
 static void finish(struct cmd *c, int status)
 {
-	if (c->out >= 0)
-		fcntl(c->out, F_SETFL, O_NONBLOCK);
-	if (c->err >= 0)
-		fcntl(c->err, F_SETFL, O_NONBLOCK);
-	while (c->out >= 0 && relay_output(c, &c->out, FRAME_STDOUT) > 0)
-		;
-	while (c->err >= 0 && relay_output(c, &c->err, FRAME_STDERR) > 0)
-		;
-	if (c->out >= 0)
-		close(c->out);
-	if (c->err >= 0)
-		close(c->err);
-	sync();
-	send_exit(c->id, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), 0);
-	release(c);
+	int *fds[2] = {&c->out, &c->err};
+	for (int k = 0; k < 2; k++) {
+		if (*fds[k] < 0)
+			continue;
+		fcntl(*fds[k], F_SETFL, O_NONBLOCK);
+		while (*fds[k] >= 0 && relay_output(c, fds[k], k ? FRAME_STDERR : FRAME_STDOUT) > 0)
+			;
+		if (*fds[k] >= 0)
+			close(*fds[k]);
+		*fds[k] = -1;
+	}
+	c->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	c->syncer = fork();
+	if (c->syncer == 0) {
+		sync();
+		_exit(0);
+	}
+	if (c->syncer < 0) {
+		sync();
+		send_exit(c->id, c->status, 0);
+		release(c);
+	}
 }
 
 static void reap(void)
@@ -272,9 +338,15 @@ static void reap(void)
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-		for (int i = 0; i < MAX_EXECS; i++)
-			if (cmds[i].pid == pid)
-				finish(&cmds[i], status);
+		for (int i = 0; i < MAX_EXECS; i++) {
+			struct cmd *c = &cmds[i];
+			if (c->pid == pid && !c->syncer) {
+				finish(c, status);
+			} else if (c->pid && c->syncer == pid) {
+				send_exit(c->id, c->status, 0);
+				release(c);
+			}
+		}
 }
 
 /* ---- requests in ------------------------------------------------------------------- */
@@ -340,9 +412,18 @@ static void write_file(const uint8_t *p, uint32_t len)
 		close(fd);
 }
 
+static void resize(struct cmd *c, const uint8_t *p)
+{
+	struct winsize ws = {.ws_row = frame_get_u16(p), .ws_col = frame_get_u16(p + 2)};
+	if (c->tty >= 0)
+		ioctl(c->tty, TIOCSWINSZ, &ws); /* the kernel tells its foreground: SIGWINCH */
+}
+
 static void handle(const struct frame *f)
 {
 	struct cmd *c = f->type == FRAME_EXEC ? NULL : find_cmd(f->id);
+	if (c && c->syncer)
+		c = NULL; /* it ended: nothing reaches it any more */
 	switch (f->type) {
 	case FRAME_EXEC:
 		start_cmd(f->id, f->payload, f->len);
@@ -354,6 +435,13 @@ static void handle(const struct frame *f)
 	case FRAME_SIGNAL:
 		if (c && frame_get_u32(f->payload) < 65)
 			kill(-c->pid, (int)frame_get_u32(f->payload));
+		break;
+	case FRAME_RESIZE:
+		if (c)
+			resize(c, f->payload);
+		break;
+	case FRAME_PING:
+		send_frame(FRAME_PONG, 0, f->payload, 4);
 		break;
 	case FRAME_FILE:
 		write_file(f->payload, f->len);

@@ -65,6 +65,18 @@ int warden_sandbox_exec_signal(struct warden_sandbox *sb, uint32_t id, int sig,
 	return sb->backend->exec_signal(sb, id, sig, err);
 }
 
+int warden_sandbox_resize(struct warden_sandbox *sb, const struct winsize *ws,
+                          struct warden_error **err)
+{
+	if (sb->pty_fd < 0)
+		return 0;
+	if (sb->backend->resize)
+		return sb->backend->resize(sb, ws, err);
+	if (ioctl(sb->pty_fd, TIOCSWINSZ, ws) < 0)
+		return warden_error_set(err, errno, "setting the terminal's size");
+	return 0;
+}
+
 int warden_sandbox_kill(struct warden_sandbox *sb, struct warden_error **err)
 {
 	return sb->backend->kill(sb, err);

@@ -106,6 +106,10 @@ struct warden_backend {
 	            struct warden_error **err);
 	int (*exec_signal)(struct warden_sandbox *sb, uint32_t id, int sig,
 	                   struct warden_error **err);
+	/* Optional: the terminal's new size; without it, pty_fd is a real master and gets
+	 * TIOCSWINSZ. */
+	int (*resize)(struct warden_sandbox *sb, const struct winsize *ws,
+	              struct warden_error **err);
 	void (*destroy)(struct warden_sandbox *sb);
 };
 
@@ -114,7 +118,8 @@ struct warden_sandbox {
 	const struct warden_plan *plan; /* borrowed: must outlive the sandbox */
 	char id[17];
 	int fds[2];         /* poll both for input; then call warden_sandbox_next_event() */
-	int pty_fd;         /* the terminal's master side, or -1 */
+	int pty_fd;         /* the terminal's master side (what it reads is the terminal's
+	                       output, what it writes its input), or -1 */
 	uint64_t cgroup_id; /* its cgroup v2 group's id (telemetry keys on it), or 0 */
 	pid_t init_pid;     /* its init, as the host sees it (/proc/PID/root is its root) */
 	int root_fd;        /* a service sandbox's root directory (O_PATH), else -1 */
@@ -149,6 +154,10 @@ int warden_sandbox_exec(struct warden_sandbox *sb, uint32_t id, const struct war
 /* Send sig to the process group of the command of request id. */
 int warden_sandbox_exec_signal(struct warden_sandbox *sb, uint32_t id, int sig,
                                struct warden_error **err);
+/* Tell the sandbox's terminal (pty_fd) its new size: the command's foreground gets
+ * SIGWINCH. Does nothing without a terminal. */
+int warden_sandbox_resize(struct warden_sandbox *sb, const struct winsize *ws,
+                          struct warden_error **err);
 /* Kill every process of the sandbox at once (its init included). */
 int warden_sandbox_kill(struct warden_sandbox *sb, struct warden_error **err);
 /* Kill everything, reap, and remove every trace (cgroups, fds). NULL-safe. */

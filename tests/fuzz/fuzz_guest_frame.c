@@ -4,11 +4,12 @@
  *
  * The first byte picks the direction; the rest is a stream, decoded frame by frame the
  * way relay.c and the agent do. Checks: a decoded frame lies within the input, has a
- * type of its direction and a payload no larger than FRAME_MAX; EXEC and FILE payloads
- * decode to requests whose strings are terminated and inside the limits; LISTEN to
- * listeners within theirs; the network's frames carry the ids and sizes their types
- * allow, and drive one stream (stream.c, on a socket pair whose other end reads nothing)
- * that never holds more than its window nor has credit beyond it.
+ * type of its direction and a payload no larger than FRAME_MAX (exactly 4 bytes for
+ * PING, PONG and RESIZE); EXEC and FILE payloads decode to requests whose strings are
+ * terminated and inside the limits; LISTEN to listeners within theirs; the network's
+ * frames carry the ids and sizes their types allow, and drive one stream (stream.c, on a
+ * socket pair whose other end reads nothing) that never holds more than its window nor
+ * has credit beyond it.
  */
 #define _GNU_SOURCE
 #include "src/lib/vm/stream.h"
@@ -120,6 +121,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    f.payload != buf + off + FRAME_HEADER || off + used > size - 1)
 			abort();
 		if ((dir == FRAME_TO_HOST) != (f.type >= FRAME_READY))
+			abort();
+		if ((f.type == FRAME_PING || f.type == FRAME_PONG || f.type == FRAME_RESIZE) &&
+		    f.len != 4)
 			abort();
 		if (f.type == FRAME_EXEC)
 			check_exec(&f);

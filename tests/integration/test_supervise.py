@@ -47,11 +47,11 @@ def exec_(path, argv, stdin=b"", **extra):
 
 
 class Service:
-    def __init__(self, runner, warden, tmp, *opts):
+    def __init__(self, runner, warden, tmp, *opts, env=None):
         self.runner = runner
         self.audit = os.path.join(tmp, "audit.log")
         r = runner.run([warden, "supervise", "-q", "--audit-log", self.audit, "--audit-key",
-                        os.path.join(tmp, "audit.key"), *opts], timeout=30)
+                        os.path.join(tmp, "audit.key"), *opts], timeout=30, env=env)
         assert r.returncode == 0, r.stderr
         assert r.stdout.count("\n") == 1, r.stdout
         self.info = json.loads(r.stdout)

@@ -7,11 +7,13 @@ Skipped, with the reason, only where QEMU or the guest kernel is missing."""
 import fcntl
 import json
 import os
+import select
 import shutil
 import socket
 import struct
 import subprocess
 import tempfile
+import termios
 import time
 
 import pytest
@@ -21,7 +23,8 @@ pytestmark = pytest.mark.vm
 KERNEL_DIR = os.environ.get("WARDEN_VM_DIR", "/var/cache/warden/vm")
 BUSYBOX = shutil.which("busybox")
 APPLETS = ["sh", "echo", "cat", "ls", "id", "pwd", "sleep", "true", "false", "mkdir", "rm",
-           "kill", "head", "dd", "grep", "wc", "stat", "env", "touch", "poweroff", "sha256sum"]
+           "kill", "head", "dd", "grep", "wc", "stat", "env", "touch", "poweroff", "sha256sum",
+           "mount", "tty", "stty"]
 
 
 def _missing():
@@ -328,13 +331,164 @@ def test_wedged_guest_times_out(root_runner, warden, rootfs):
     assert time.monotonic() - start < 20
 
 
+STATE_BASE = "/run/warden/vm"
+
+
+def state_dirs():
+    return set(os.listdir(STATE_BASE)) if os.path.isdir(STATE_BASE) else set()
+
+
+def left_state_dirs(before):
+    """State directories made since `before` that no live supervisor holds (its "live" file
+    locked): what a run left behind. Other runs going on meanwhile hold theirs."""
+    left = []
+    for name in state_dirs() - before:
+        try:
+            with open(os.path.join(STATE_BASE, name, "live")) as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            left.append(name)
+        except FileNotFoundError:
+            if os.path.isdir(os.path.join(STATE_BASE, name)):
+                left.append(name)  # a directory without its file is a start's, or left
+        except BlockingIOError:
+            pass
+    return left
+
+
+# Inside the guest, its root moves the agent (pid 1) into a cgroup of its own and freezes
+# it: the guest's kernel and QEMU go on running, but nothing answers the host any more.
+FREEZE_AGENT = ("mkdir /tmp/cg && mount -t cgroup2 none /tmp/cg && mkdir /tmp/cg/agent && "
+                "echo 1 > /tmp/cg/agent/cgroup.procs && echo 1 > /tmp/cg/agent/cgroup.freeze")
+
+
+def test_wedged_guest_is_ended_by_the_heartbeat(root_runner, warden, rootfs):
+    # Not --timeout (100 s, far away) but the missing heartbeat ends the sandbox, with its
+    # own message, and QEMU's sandbox is killed (no_qemu_left) and nothing is left.
+    before = state_dirs()
+    start = time.monotonic()
+    r = vm(root_runner, warden, rootfs, "sh", "-c", FREEZE_AGENT + " && sleep 100",
+           opts=["--user", "root", "--timeout", "100"],
+           env={"WARDEN_VM_HEARTBEAT_TIMEOUT": "2"})
+    assert r.returncode == 125, r.stderr
+    assert r.stderr == "warden: the guest stopped answering (no heartbeat for 2 s)\n"
+    assert time.monotonic() - start < 60
+    assert left_state_dirs(before) == []
+    # The same command with a frozen child cgroup that the agent is not in runs on: what
+    # ended the first one was the agent's silence, not the freezing.
+    r = vm(root_runner, warden, rootfs, "sh", "-c",
+           FREEZE_AGENT.replace("echo 1 > /tmp/cg/agent/cgroup.procs && ", "") + " && echo ok",
+           opts=["--user", "root"], env={"WARDEN_VM_HEARTBEAT_TIMEOUT": "2"})
+    assert (r.returncode, r.stdout) == (0, "ok\n"), r.stderr
+
+
+def test_slow_reader_is_not_a_wedged_guest(root_runner, warden, rootfs):
+    # A reader that takes its time holds the relay up, and then the agent (its port's
+    # buffers full): neither is the guest's silence, and every byte arrives.
+    p = subprocess.Popen([warden, "run", "-q", "--isolation", "vm", "--rootfs", rootfs, "--",
+                          "head", "-c", "3000000", "/dev/zero"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=root_runner.env(
+                             {"WARDEN_VM_HEARTBEAT_TIMEOUT": "1"}))
+    try:
+        first = p.stdout.read(1)
+        time.sleep(5)
+        rest = p.stdout.read()
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+        assert len(first + rest) == 3000000
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        p.stderr.close()
+
+
+def test_frozen_guest_is_not_taken_for_wedged(root_runner, warden, rootfs, shared_tmp):
+    from test_supervise import Service, exec_, once
+    svc = Service(root_runner, warden, shared_tmp, "--isolation", "vm", "--rootfs", rootfs,
+                  env={"WARDEN_VM_HEARTBEAT_TIMEOUT": "1"})
+    try:
+        assert exec_(svc.control, ["true"])[3] == {"exit": 0}
+        assert once(svc.control, {"op": "freeze"})["ok"]
+        time.sleep(4)
+        assert once(svc.control, {"op": "thaw"})["ok"]
+        _, out, _, end = exec_(svc.control, ["echo", "thawed"])
+        assert (out, end) == (b"thawed\n", {"exit": 0})
+    finally:
+        svc.destroy()
+    assert not svc.alive()
+
+
+# ---- a terminal ---------------------------------------------------------------------
+
+
+class Terminal:
+    """`warden run -t` in a new session whose controlling terminal is a fresh pty of
+    rows x cols; read what the terminal shows, type into it, resize it."""
+
+    def __init__(self, runner, argv, rows, cols):
+        self.master, slave = os.openpty()
+        self.resize(rows, cols)
+
+        def take_terminal():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.p = subprocess.Popen(runner.prefix() + argv, stdin=slave, stdout=slave,
+                                  stderr=slave, env=runner.env({"TERM": "xterm-test"}),
+                                  preexec_fn=take_terminal)
+        os.close(slave)
+        self.out = b""
+
+    def resize(self, rows, cols):
+        # On the master: the kernel sends SIGWINCH to warden, the terminal's foreground.
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def until(self, text, timeout=180):
+        end = time.monotonic() + timeout
+        while text.encode() not in self.out:
+            ready, _, _ = select.select([self.master], [], [], max(0, end - time.monotonic()))
+            assert ready, f"no {text!r} on the terminal: {self.out!r}"
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:  # EIO: closed
+                chunk = b""
+            assert chunk, f"the terminal closed before {text!r}: {self.out!r}"
+            self.out += chunk
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+        os.close(self.master)
+
+
+def test_tty_gives_the_command_a_terminal(root_runner, warden, rootfs):
+    cmd = ("tty; test -t 0 && echo stdin-tty; echo TERM=$TERM; stty size; echo ready; read x; "
+           "echo got=$x; while [ \"$(stty size)\" != '40 120' ]; do sleep 0.1; done; "
+           "echo resized; sleep 100")
+    t = Terminal(root_runner, [warden, "run", "-q", "-t", "--isolation", "vm", "--rootfs",
+                               rootfs, "--", "sh", "-c", cmd], 33, 99)
+    try:
+        t.until("ready")
+        out = t.out.decode().replace("\r\n", "\n")
+        assert out.startswith("/dev/pts/0\nstdin-tty\nTERM=xterm-test\n33 99\n"), out
+        # What is typed reaches the command through the guest's terminal (which echoes it).
+        os.write(t.master, b"hello\n")
+        t.until("got=hello")
+        assert b"hello\r\ngot=hello" in t.out
+        # A new size reaches it, as SIGWINCH reaches warden.
+        t.resize(40, 120)
+        t.until("resized")
+        # ^C is the guest terminal's: SIGINT to the command's foreground.
+        os.write(t.master, b"\x03")
+        assert t.p.wait(timeout=60) == 130
+    finally:
+        t.close()
+
+
 def test_refused_options(root_runner, warden, rootfs):
     r = vm(root_runner, warden, rootfs, "true", opts=["--network", "host"])
     assert r.returncode == 125
     assert "isolation vm: network mode host is not supported" in r.stderr
-    r = vm(root_runner, warden, rootfs, "true", opts=["--tty"])
-    assert r.returncode == 125
-    assert "--tty is not supported" in r.stderr
     r = vm(root_runner, warden, rootfs, "true", opts=["--device", "/dev/null"])
     assert r.returncode == 125
     assert "isolation vm: devices and GPUs are not passed into the guest" in r.stderr

@@ -1,7 +1,8 @@
 /* test_vm_frame.c: the host <-> guest agent frames (src/lib/vm/frame.c).
  *
- * Sections: whole frames, split and joined; what the decoder refuses; EXEC requests
- * (round trip, refusals); FILE requests; the network's frames and LISTEN.
+ * Sections: whole frames, split and joined; what the decoder refuses; the heartbeat and
+ * terminal frames; EXEC requests (round trip, refusals); FILE requests; the network's
+ * frames and LISTEN.
  */
 #include "unit.h"
 #include "../../src/lib/vm/frame.h"
@@ -46,6 +47,31 @@ static void refused(const uint8_t *buf, size_t len, enum frame_dir dir, const ch
 	assert_non_null(strstr(why, want));
 }
 
+/* A header whose payload length its type does not allow is refused on its own. */
+static void bad_size(uint8_t type, uint32_t len, enum frame_dir dir)
+{
+	uint8_t buf[FRAME_HEADER];
+	frame_header(buf, type, 1, len);
+	refused(buf, FRAME_HEADER, dir, "size not allowed");
+}
+
+/* A frame of type with a 4-byte payload travels in dir only; returns its payload. */
+static uint32_t one_way(uint8_t type, uint32_t id, uint32_t v, enum frame_dir dir)
+{
+	uint8_t buf[FRAME_HEADER + 4], p[4];
+	struct frame f;
+	size_t used;
+	const char *why = NULL;
+	frame_put_u32(p, v);
+	put(buf, type, id, p, 4);
+	assert_int_equal(frame_decode(buf, sizeof(buf), dir, &f, &used, &why), 1);
+	assert_int_equal(f.id, id);
+	refused(buf, 1, dir == FRAME_TO_GUEST ? FRAME_TO_HOST : FRAME_TO_GUEST,
+	        "unknown frame type");
+	bad_size(type, dir == FRAME_TO_GUEST ? 0 : 8, dir);
+	return frame_get_u32(f.payload);
+}
+
 static void test_malformed(void **state)
 {
 	(void)state;
@@ -71,16 +97,27 @@ static void test_malformed(void **state)
 	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "larger than 64 KiB");
 	frame_header(buf, FRAME_STDOUT, 1, 0xffffffff);
 	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "larger than 64 KiB");
-	frame_header(buf, FRAME_EXIT, 1, 4);
-	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "size not allowed");
-	frame_header(buf, FRAME_READY, 0, 0);
-	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "size not allowed");
-	frame_header(buf, FRAME_SIGNAL, 1, 8);
-	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
-	frame_header(buf, FRAME_POWEROFF, 0, 1);
-	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
-	frame_header(buf, FRAME_EXEC, 1, 0);
-	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
+	bad_size(FRAME_EXIT, 4, FRAME_TO_HOST);
+	bad_size(FRAME_READY, 0, FRAME_TO_HOST);
+	bad_size(FRAME_SIGNAL, 8, FRAME_TO_GUEST);
+	bad_size(FRAME_POWEROFF, 1, FRAME_TO_GUEST);
+	bad_size(FRAME_EXEC, 0, FRAME_TO_GUEST);
+}
+
+static void test_heartbeat_and_terminal(void **state)
+{
+	(void)state;
+	/* PING and RESIZE go to the guest, PONG to the host; each carries 4 bytes. */
+	assert_int_equal(one_way(FRAME_PING, 0, 7, FRAME_TO_GUEST), 7);
+	assert_int_equal(one_way(FRAME_PONG, 0, 7, FRAME_TO_HOST), 7);
+	uint8_t p[4];
+	frame_put_u16(p, 50);
+	frame_put_u16(p + 2, 132);
+	uint32_t size = one_way(FRAME_RESIZE, 3, frame_get_u32(p), FRAME_TO_GUEST);
+	frame_put_u32(p, size);
+	assert_int_equal(frame_get_u16(p), 50);
+	assert_int_equal(frame_get_u16(p + 2), 132);
+	bad_size(FRAME_RESIZE, 2, FRAME_TO_GUEST);
 }
 
 static void test_exec_round_trip(void **state)
@@ -91,9 +128,11 @@ static void test_exec_round_trip(void **state)
 	uint8_t *buf;
 	size_t len;
 	const char *why = NULL;
-	assert_int_equal(frame_exec_encode(argv, env, "/work", 1000, 100, &buf, &len, &why), 0);
+	assert_int_equal(frame_exec_encode(argv, env, "/work", 1000, 100, NULL, &buf, &len, &why),
+	                 0);
 	struct frame_exec x;
 	assert_int_equal(frame_exec_decode(buf, len, &x, &why), 0);
+	assert_false(x.tty);
 	assert_string_equal(x.argv[0], "sh");
 	assert_string_equal(x.argv[2], "echo $A");
 	assert_null(x.argv[3]);
@@ -102,6 +141,16 @@ static void test_exec_round_trip(void **state)
 	assert_string_equal(x.workdir, "/work");
 	assert_int_equal(x.uid, 1000);
 	assert_int_equal(x.gid, 100);
+	frame_exec_clear(&x);
+	free(buf);
+	/* With a terminal: its size travels with the request. */
+	const uint16_t tty[2] = {24, 65535};
+	assert_int_equal(frame_exec_encode(argv, NULL, NULL, 0, 0, tty, &buf, &len, &why), 0);
+	assert_int_equal(frame_exec_decode(buf, len, &x, &why), 0);
+	assert_true(x.tty);
+	assert_int_equal(x.rows, 24);
+	assert_int_equal(x.cols, 65535);
+	assert_null(x.workdir);
 	frame_exec_clear(&x);
 	free(buf);
 }
@@ -132,6 +181,13 @@ static void test_exec_refused(void **state)
 	exec_refused(REQ("Atrue\0E1A=b\0U1\0G1"), "NAME=VALUE");
 	exec_refused(REQ("Atrue\0E=b\0U1\0G1"), "NAME=VALUE");
 	exec_refused(REQ("Atrue\0Xwhat\0U1\0G1"), "unknown record tag");
+	exec_refused(REQ("Atrue\0T24 80\0T24 80\0U1\0G1"), "terminal size repeated");
+	exec_refused(REQ("Atrue\0T24\0U1\0G1"), "not ROWS COLS");
+	exec_refused(REQ("Atrue\0T24 80 \0U1\0G1"), "not ROWS COLS");
+	exec_refused(REQ("Atrue\0T 80\0U1\0G1"), "not ROWS COLS");
+	exec_refused(REQ("Atrue\0T24 65536\0U1\0G1"), "not ROWS COLS");
+	exec_refused(REQ("Atrue\0T24 123456\0U1\0G1"), "not ROWS COLS");
+	exec_refused(REQ("Atrue\0T-1 80\0U1\0G1"), "not ROWS COLS");
 	exec_refused(REQ("Atrue\0\0U1\0G1"), "unknown record tag");
 }
 
@@ -146,7 +202,7 @@ static void test_exec_limits(void **state)
 	uint8_t *buf;
 	size_t len;
 	const char *why = NULL;
-	assert_int_equal(frame_exec_encode(argv, NULL, NULL, 0, 0, &buf, &len, &why), -1);
+	assert_int_equal(frame_exec_encode(argv, NULL, NULL, 0, 0, NULL, &buf, &len, &why), -1);
 	assert_non_null(strstr(why, "do not fit"));
 	/* Hand-made, the decoder refuses it as well. */
 	char *req = malloc(n * 3 + 16), *p = req;
@@ -293,10 +349,15 @@ static void test_listen(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_frames),          cmocka_unit_test(test_malformed),
-	    cmocka_unit_test(test_exec_round_trip), cmocka_unit_test(test_exec_refused),
-	    cmocka_unit_test(test_exec_limits),     cmocka_unit_test(test_file),
-	    cmocka_unit_test(test_net_frames),      cmocka_unit_test(test_listen),
+	    cmocka_unit_test(test_frames),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_heartbeat_and_terminal),
+	    cmocka_unit_test(test_exec_round_trip),
+	    cmocka_unit_test(test_exec_refused),
+	    cmocka_unit_test(test_exec_limits),
+	    cmocka_unit_test(test_file),
+	    cmocka_unit_test(test_net_frames),
+	    cmocka_unit_test(test_listen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,8 +34,7 @@ extern char **environ;
 static int check(const struct warden_plan *plan, const struct warden_process *proc,
                  struct warden_error **err)
 {
-	if (proc->tty)
-		return warden_error_set(err, ENOTSUP, "isolation vm: --tty is not supported");
+	(void)proc; /* every kind of process is supported */
 	if (plan->n_devices || plan->n_gpus)
 		return warden_error_set(err, ENOTSUP,
 		                        "isolation vm: devices and GPUs are not passed into the "
@@ -47,14 +46,31 @@ static int check(const struct warden_plan *plan, const struct warden_process *pr
 	return 0;
 }
 
-static int boot_timeout_ms(const struct vm_assets *a)
+/* Seconds (fractions allowed) from the environment variable name, in ms and at most an
+ * hour; def where it is unset or not a number. */
+static int env_ms(const char *name, int def)
 {
-	const char *s = getenv("WARDEN_VM_BOOT_TIMEOUT");
+	const char *s = getenv(name);
 	uint64_t v;
 	const char *why;
-	if (s && parse_milli(s, &v, &why) == 0 && v > 0)
+	if (s && parse_milli(s, &v, &why) == 0)
 		return (int)(v > 3600000 ? 3600000 : v);
-	return a->accel == VM_ACCEL_KVM ? 10000 : 60000;
+	return def;
+}
+
+static int boot_timeout_ms(const struct vm_assets *a)
+{
+	int def = a->accel == VM_ACCEL_KVM ? 10000 : 60000;
+	int v = env_ms("WARDEN_VM_BOOT_TIMEOUT", def);
+	return v > 0 ? v : def;
+}
+
+/* How long a guest that came up may stay silent before it is taken for wedged (relay.c):
+ * generous with TCG, where a loaded host holds an emulated guest up for seconds at a
+ * time. WARDEN_VM_HEARTBEAT_TIMEOUT=0 turns the heartbeat off. */
+static int heartbeat_ms(const struct vm_assets *a)
+{
+	return env_ms("WARDEN_VM_HEARTBEAT_TIMEOUT", a->accel == VM_ACCEL_KVM ? 10000 : 20000);
 }
 
 static int rm_entry(const char *path, const struct stat *s, int type, struct FTW *f);
@@ -422,17 +438,43 @@ static char **merge_env(char *const *base, char *const *env)
 }
 
 static int send_exec(struct vm_state *st, uint32_t id, char *const *argv, char *const *env,
-                     const char *workdir, struct warden_error **err)
+                     const char *workdir, const uint16_t *tty, struct warden_error **err)
 {
 	const struct warden_policy *p = st->sb->plan->policy;
 	uint8_t *buf;
 	size_t len;
 	const char *why;
-	if (frame_exec_encode(argv, env, workdir, p->uid, p->gid, &buf, &len, &why) < 0)
+	if (frame_exec_encode(argv, env, workdir, p->uid, p->gid, tty, &buf, &len, &why) < 0)
 		return warden_error_set(err, E2BIG, "%s", why);
 	vm_relay_send(st, FRAME_EXEC, id, buf, (uint32_t)len);
 	free(buf);
 	return 0;
+}
+
+/* With a terminal, the agent makes one in the guest for the command and relays its
+ * master. The caller gets one end of a socket pair as pty_fd (what it reads is the
+ * terminal's output, what it writes its input), the main command's route the other.
+ * The size goes with the EXEC request, later sizes as RESIZE frames (vm_resize()). */
+static int start_main(struct vm_state *st, const struct warden_process *proc,
+                      struct warden_error **err)
+{
+	const struct warden_plan *plan = st->sb->plan;
+	int stdio[3] = {0, 1, 2}, sp[2];
+	const uint16_t size[2] = {proc->winsize.ws_row, proc->winsize.ws_col};
+	snprintf(st->argv0, sizeof(st->argv0), "%s", proc->argv[0]);
+	if (proc->tty) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+			return warden_error_set(err, errno, "socketpair");
+		st->sb->pty_fd = sp[0];
+		stdio[0] = stdio[1] = stdio[2] = sp[1];
+	}
+	int r = add_route(st, 0, stdio, err);
+	if (proc->tty)
+		close(sp[1]);
+	if (r < 0)
+		return -1;
+	return send_exec(st, 0, proc->argv, plan->envp, plan->workdir, proc->tty ? size : NULL,
+	                 err);
 }
 
 static int vm_start(struct warden_sandbox *sb, const struct warden_process *proc,
@@ -475,13 +517,9 @@ static int vm_start(struct warden_sandbox *sb, const struct warden_process *proc
 	if (plan->resolv_conf)
 		send_file(st, "/etc/resolv.conf", plan->resolv_conf);
 	vm_net_offer(st);
-	if (!proc->service) {
-		int stdio[3] = {0, 1, 2};
-		snprintf(st->argv0, sizeof(st->argv0), "%s", proc->argv[0]);
-		if (add_route(st, 0, stdio, err) < 0 ||
-		    send_exec(st, 0, proc->argv, plan->envp, plan->workdir, err) < 0)
-			return -1;
-	}
+	if (!proc->service && start_main(st, proc, err) < 0)
+		return -1;
+	st->heartbeat_ms = heartbeat_ms(&st->assets);
 	if (vm_relay_start(st, err) < 0)
 		return -1;
 	sb->fds[0] = st->ev[0];
@@ -533,10 +571,19 @@ static int vm_sample(struct warden_sandbox *sb, struct warden_sample *out)
 	return st->qsb ? warden_sandbox_sample(st->qsb, out) : -1;
 }
 
+/* A frozen guest cannot answer the heartbeat: the relay stops expecting it first, and
+ * expects it again only once QEMU runs. */
 static int vm_freeze(struct warden_sandbox *sb, bool frozen, struct warden_error **err)
 {
 	struct vm_state *st = sb->priv;
-	return warden_sandbox_freeze(st->qsb, frozen, err);
+	if (frozen)
+		__atomic_store_n(&st->frozen, true, __ATOMIC_RELEASE);
+	int r = warden_sandbox_freeze(st->qsb, frozen, err);
+	if (frozen != (r == 0)) { /* thawed, or not frozen after all */
+		__atomic_store_n(&st->heard, true, __ATOMIC_RELEASE);
+		__atomic_store_n(&st->frozen, false, __ATOMIC_RELEASE);
+	}
+	return r;
 }
 
 static int vm_exec(struct warden_sandbox *sb, uint32_t id, const struct warden_exec *x,
@@ -550,8 +597,8 @@ static int vm_exec(struct warden_sandbox *sb, uint32_t id, const struct warden_e
 	if (add_route(st, id + 1, x->stdio, err) < 0)
 		return -1;
 	char **env = merge_env(sb->plan->envp, x->env);
-	int r =
-	    send_exec(st, id + 1, x->argv, env, x->workdir ? x->workdir : sb->plan->workdir, err);
+	int r = send_exec(st, id + 1, x->argv, env, x->workdir ? x->workdir : sb->plan->workdir,
+	                  NULL, err);
 	strv_free(env);
 	return r;
 }
@@ -564,6 +611,17 @@ static int vm_exec_signal(struct warden_sandbox *sb, uint32_t id, int sig,
 	(void)err;
 	frame_put_u32(b, (uint32_t)sig);
 	vm_relay_send(st, FRAME_SIGNAL, id + 1, b, 4);
+	return 0;
+}
+
+static int vm_resize(struct warden_sandbox *sb, const struct winsize *ws, struct warden_error **err)
+{
+	struct vm_state *st = sb->priv;
+	uint8_t b[4];
+	(void)err;
+	frame_put_u16(b, ws->ws_row);
+	frame_put_u16(b + 2, ws->ws_col);
+	vm_relay_send(st, FRAME_RESIZE, 0, b, 4);
 	return 0;
 }
 
@@ -618,5 +676,6 @@ const struct warden_backend warden_vm_backend = {
     .kill = vm_kill,
     .exec = vm_exec,
     .exec_signal = vm_exec_signal,
+    .resize = vm_resize,
     .destroy = vm_destroy,
 };

@@ -23,6 +23,17 @@ void frame_put_u32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)(v >> 24);
 }
 
+uint16_t frame_get_u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+void frame_put_u16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
 void frame_header(uint8_t out[FRAME_HEADER], uint8_t type, uint32_t id, uint32_t len)
 {
 	out[0] = type;
@@ -39,6 +50,9 @@ static bool size_ok(uint8_t type, uint32_t len)
 	case FRAME_SIGNAL:
 	case FRAME_READY:
 	case FRAME_STARTED:
+	case FRAME_PING:
+	case FRAME_RESIZE:
+	case FRAME_PONG:
 		return len == 4;
 	case FRAME_EXIT:
 		return len == 8;
@@ -57,7 +71,8 @@ static bool type_dir_ok(uint8_t type, enum frame_dir dir)
 {
 	if (type >= FRAME_LISTEN && type <= FRAME_CLOSE_IN)
 		return dir == FRAME_TO_GUEST;
-	if (type >= FRAME_EXEC && type <= FRAME_FILE)
+	if ((type >= FRAME_EXEC && type <= FRAME_FILE) || type == FRAME_PING ||
+	    type == FRAME_RESIZE)
 		return dir == FRAME_TO_GUEST;
 	if (type >= FRAME_READY && type < FRAME_TYPE_MAX)
 		return dir == FRAME_TO_HOST;
@@ -129,17 +144,21 @@ int frame_decode(const uint8_t *buf, size_t len, enum frame_dir dir, struct fram
 /* ---- the EXEC request -------------------------------------------------------------- */
 
 int frame_exec_encode(char *const *argv, char *const *env, const char *workdir, uint32_t uid,
-                      uint32_t gid, uint8_t **ret_buf, size_t *ret_len, const char **ret_why)
+                      uint32_t gid, const uint16_t *tty, uint8_t **ret_buf, size_t *ret_len,
+                      const char **ret_why)
 {
-	char ids[2][16];
+	char ids[2][16], size[16] = "";
 	size_t n = 0, total = 0;
 	snprintf(ids[0], sizeof(ids[0]), "%u", uid);
 	snprintf(ids[1], sizeof(ids[1]), "%u", gid);
+	if (tty)
+		snprintf(size, sizeof(size), "%u %u", tty[0], tty[1]);
 	for (char *const *a = argv; *a; a++, n++)
 		total += strlen(*a) + 2;
 	for (char *const *e = env; e && *e; e++, n++)
 		total += strlen(*e) + 2;
-	total += (workdir ? strlen(workdir) + 2 : 0) + strlen(ids[0]) + strlen(ids[1]) + 4;
+	total += (workdir ? strlen(workdir) + 2 : 0) + (tty ? strlen(size) + 2 : 0) +
+	         strlen(ids[0]) + strlen(ids[1]) + 4;
 	if (total > FRAME_MAX || n > FRAME_EXEC_ARGS) {
 		*ret_why = "arguments and environment do not fit in one 64 KiB request";
 		return -1;
@@ -162,6 +181,8 @@ int frame_exec_encode(char *const *argv, char *const *env, const char *workdir, 
 		PUT('E', *e);
 	if (workdir)
 		PUT('W', workdir);
+	if (tty)
+		PUT('T', size);
 	PUT('U', ids[0]);
 	PUT('G', ids[1]);
 #undef PUT
@@ -195,6 +216,22 @@ static bool id_ok(const char *s, uint32_t *ret)
 	if (v >= 0xffffffffULL)
 		return false; /* (uid_t)-1 means "unchanged" to setresuid */
 	*ret = (uint32_t)v;
+	return true;
+}
+
+/* "ROWS COLS", each decimal below 65536. */
+static bool winsize_ok(const char *s, uint16_t *rows, uint16_t *cols)
+{
+	unsigned v[2] = {0, 0};
+	for (int i = 0; i < 2; i++, s++) {
+		const char *start = s;
+		for (; *s >= '0' && *s <= '9' && s - start < 5; s++)
+			v[i] = v[i] * 10 + (unsigned)(*s - '0');
+		if (s == start || v[i] > 0xffff || *s != (i ? '\0' : ' '))
+			return false;
+	}
+	*rows = (uint16_t)v[0];
+	*cols = (uint16_t)v[1];
 	return true;
 }
 
@@ -259,6 +296,12 @@ int frame_exec_decode(const uint8_t *p, size_t len, struct frame_exec *ret, cons
 			if (have_gid || !id_ok(r, &x.gid))
 				return exec_fail(&x, "gid repeated or not a number", ret_why);
 			have_gid = true;
+			break;
+		case 'T':
+			if (x.tty || !winsize_ok(r, &x.rows, &x.cols))
+				return exec_fail(&x, "terminal size repeated or not ROWS COLS",
+				                 ret_why);
+			x.tty = true;
 			break;
 		default:
 			return exec_fail(&x, "unknown record tag", ret_why);

@@ -34,6 +34,8 @@ enum frame_type {
 	FRAME_DATA_IN = 7,   /* id: a stream (0: a DNS answer); payload: bytes; empty: end */
 	FRAME_CREDIT_IN = 8, /* id (not 0); payload: u32 bytes taken: the window reopens */
 	FRAME_CLOSE_IN = 9,  /* id (not 0); no payload: the stream is gone (refused, reset) */
+	FRAME_PING = 10,     /* id 0; payload: u32 n: answer with PONG n (the heartbeat) */
+	FRAME_RESIZE = 11,   /* id; payload: u16 rows, u16 cols: its terminal's new size */
 	/* guest -> host */
 	FRAME_READY = 16,   /* id 0; payload: u32 FRAME_VERSION: the agent serves */
 	FRAME_STARTED = 17, /* id; payload: u32 pid of the command in the guest */
@@ -47,6 +49,7 @@ enum frame_type {
 	FRAME_DATA_OUT = 23,   /* guest: id; payload: bytes; empty: end of data */
 	FRAME_CREDIT_OUT = 24, /* guest: id (not 0); payload: u32 bytes taken: the window reopens */
 	FRAME_CLOSE_OUT = 25,  /* guest: id (not 0); no payload: the stream is gone */
+	FRAME_PONG = 26,       /* id 0; payload: u32 n of the PING answered */
 	FRAME_TYPE_MAX,
 };
 
@@ -71,28 +74,36 @@ int frame_decode(const uint8_t *buf, size_t len, enum frame_dir dir, struct fram
                  size_t *ret_used, const char **ret_why);
 /* Write the header of a frame into out. */
 void frame_header(uint8_t out[FRAME_HEADER], uint8_t type, uint32_t id, uint32_t len);
-/* Little-endian u32 in and out of payloads. */
+/* Little-endian u32 and u16 in and out of payloads. */
 uint32_t frame_get_u32(const uint8_t *p);
 void frame_put_u32(uint8_t *p, uint32_t v);
+uint16_t frame_get_u16(const uint8_t *p);
+void frame_put_u16(uint8_t *p, uint16_t v);
 
 /* The EXEC request: records, each a tag byte and a NUL-terminated string:
  * 'A' an argument (at least one, in order), 'E' NAME=VALUE, 'W' the absolute working
- * directory (at most one), 'U' the uid and 'G' the gid (decimal, exactly one each). */
+ * directory (at most one), 'U' the uid and 'G' the gid (decimal, exactly one each),
+ * 'T' "ROWS COLS": a new terminal of that size for the command (at most one). */
 struct frame_exec {
 	char **argv; /* NULL-terminated, pointing into a copy owned by the struct */
 	char **env;
 	const char *workdir; /* NULL: "/" */
 	uint32_t uid, gid;
+	bool tty; /* 'T' given: rows and cols are its size */
+	uint16_t rows, cols;
 	char *buf;
 };
 
-/* Encode a request into a malloc'ed buffer (*ret_buf, *ret_len). Returns 0, or -1 with
- * *ret_why when it does not fit in one frame. */
+/* Encode a request into a malloc'ed buffer (*ret_buf, *ret_len); tty: NULL, or the rows
+ * and columns of a terminal for the command. Returns 0, or -1 with *ret_why when it does
+ * not fit in one frame. */
 int frame_exec_encode(char *const *argv, char *const *env, const char *workdir, uint32_t uid,
-                      uint32_t gid, uint8_t **ret_buf, size_t *ret_len, const char **ret_why);
+                      uint32_t gid, const uint16_t *tty, uint8_t **ret_buf, size_t *ret_len,
+                      const char **ret_why);
 /* Decode and validate a request (argv non-empty; env entries NAME=VALUE with a valid
- * name; workdir absolute; uid and gid present once, decimal, < 2^32 - 1). Returns 0 with
- * *ret filled (free with frame_exec_clear()), or -1 with *ret_why. */
+ * name; workdir absolute; uid and gid present once, decimal, < 2^32 - 1; a terminal's
+ * size at most once, two decimals < 65536). Returns 0 with *ret filled (free with
+ * frame_exec_clear()), or -1 with *ret_why. */
 int frame_exec_decode(const uint8_t *p, size_t len, struct frame_exec *ret, const char **ret_why);
 void frame_exec_clear(struct frame_exec *x);
 

@@ -1,7 +1,8 @@
 /* relay.c: the vm backend's relay thread, between the guest agent's port and the host.
  *
  * Sections: frames out (queued, written by the relay only, so no write ever blocks the
- * other direction); events to the supervisor; frames in; the console; the thread.
+ * other direction); events to the supervisor; frames in; the console; the heartbeat; the
+ * thread.
  *
  * Everything the guest sends is untrusted: frames are decoded by frame.c, which bounds
  * and checks them; a malformed one ends the sandbox, since the stream cannot be trusted
@@ -198,6 +199,7 @@ static int read_agent(struct vm_state *st, bool *ready)
 		return 0;
 	if (n <= 0)
 		return -1;
+	__atomic_store_n(&st->heard, true, __ATOMIC_RELEASE);
 	st->n_in += (size_t)n;
 	size_t off = 0, used;
 	struct frame f;
@@ -281,6 +283,55 @@ void vm_console_tail(const struct vm_state *st, char *buf, size_t len)
 	snprintf(buf, len, "%.*s", (int)strcspn(pick, "\r\n"), pick);
 }
 
+/* ---- the heartbeat ----------------------------------------------------------------- */
+
+/* A guest whose kernel or agent hangs while QEMU runs sends nothing, and nothing else
+ * would end the sandbox before --timeout (QEMU itself goes on). So the relay pings the
+ * agent every tick, and a guest from which no byte at all (a PONG or any other frame)
+ * came for heartbeat_ms is taken for wedged: the sandbox ends and QEMU's sandbox is
+ * killed. What is counted is ticks in a row without a byte, not the time since the last
+ * one: a relay that was itself held up (blocked writing output to a slow reader, or the
+ * supervisor stopped) reads what the guest sent meanwhile before its next tick, so it
+ * never blames the guest for its own delay. A frozen QEMU (vm_freeze()) is not pinged. */
+static int tick_ms(const struct vm_state *st)
+{
+	int t = st->heartbeat_ms / 4;
+	return t < 100 ? 100 : t > 1000 ? 1000 : t;
+}
+
+static void ping(struct vm_state *st)
+{
+	uint8_t b[4];
+	frame_put_u32(b, ++st->pings);
+	vm_relay_send(st, FRAME_PING, 0, b, 4);
+}
+
+/* One tick; false when the guest is taken for wedged and the sandbox has ended. */
+static bool heartbeat_tick(struct vm_state *st)
+{
+	bool heard = __atomic_exchange_n(&st->heard, false, __ATOMIC_ACQ_REL);
+	if (__atomic_load_n(&st->frozen, __ATOMIC_ACQUIRE))
+		return st->missed = 0, true;
+	if (heard) {
+		st->missed = 0;
+	} else if (++st->missed * tick_ms(st) >= st->heartbeat_ms) {
+		end(st, WARDEN_EVENT_FAILED, 125, 0,
+		    "the guest stopped answering (no heartbeat for %g s)",
+		    st->heartbeat_ms / 1000.0);
+		(void)warden_sandbox_kill(st->qsb, NULL);
+		return false;
+	}
+	ping(st);
+	return true;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /* ---- the thread -------------------------------------------------------------------- */
 
 static const char *reason_text(const char *reason)
@@ -348,6 +399,7 @@ static void *relay_main(void *arg)
 	struct vm_state *st = arg;
 	struct pollfd p[3 + VM_ROUTES + VM_NET_POLL];
 	struct vm_route *owner[3 + VM_ROUTES];
+	int64_t tick = st->heartbeat_ms ? now_ms() : 0;
 	for (;;) {
 		nfds_t n = 0;
 		int n_net;
@@ -364,7 +416,12 @@ static void *relay_main(void *arg)
 			}
 		n_net = vm_net_poll(st, p + n, st->n_out < OUT_HIGH);
 		pthread_mutex_unlock(&st->mu);
-		if (poll(p, n + (nfds_t)n_net, -1) < 0 && errno != EINTR)
+		int timeout = -1;
+		if (tick) {
+			int64_t left = tick - now_ms();
+			timeout = left > 0 ? (int)left : 0;
+		}
+		if (poll(p, n + (nfds_t)n_net, timeout) < 0 && errno != EINTR)
 			break;
 		uint64_t v;
 		if (p[1].revents && read(st->wake, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -392,6 +449,11 @@ static void *relay_main(void *arg)
 				break;
 			}
 		}
+		if (tick && now_ms() >= tick) {
+			if (!heartbeat_tick(st))
+				break;
+			tick = now_ms() + tick_ms(st);
+		}
 		flush_out(st);
 	}
 	return NULL;
@@ -400,6 +462,7 @@ static void *relay_main(void *arg)
 int vm_relay_start(struct vm_state *st, struct warden_error **err)
 {
 	fcntl(st->agent, F_SETFL, O_NONBLOCK);
+	st->heard = true; /* the first tick only pings */
 	int r = pthread_create(&st->thread, NULL, relay_main, st);
 	if (r != 0)
 		return warden_error_set(err, r, "starting the relay thread");

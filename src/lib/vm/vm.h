@@ -134,8 +134,13 @@ struct vm_state {
 	int wake;                   /* eventfd: frames queued, or stop */
 	bool stop;
 	bool service;
-	bool killed; /* vm_kill() was called: an end is expected */
-	bool ended;  /* the relay sent its last event */
+	bool killed;      /* vm_kill() was called: an end is expected */
+	bool ended;       /* the relay sent its last event */
+	bool frozen;      /* QEMU is frozen (vm_freeze()): no heartbeat is expected */
+	int heartbeat_ms; /* a guest silent this long is wedged; 0: no heartbeat */
+	bool heard;       /* bytes came from the agent since the last heartbeat tick */
+	int missed;       /* ticks in a row without them */
+	uint32_t pings;   /* PINGs sent */
 	pthread_t thread;
 	bool thread_started;
 	pthread_mutex_t mu; /* routes, out, stop */
