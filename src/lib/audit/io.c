@@ -5,7 +5,6 @@
  */
 #define _GNU_SOURCE
 #include "audit-internal.h"
-#include "../events.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -222,7 +221,10 @@ void audit_format_now(char out[32], int64_t *ret_epoch)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	warden_format_ts(out, 32, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%06ldZ", ts.tv_nsec / 1000);
 	if (ret_epoch)
 		*ret_epoch = ts.tv_sec;
 }
