@@ -180,17 +180,27 @@ def compile_helpers(outdir):
         os.chmod(dst, 0o755)
 
 
+# What meson.build links warden with (its static_deps), as pkg-config names.
+DYNAMIC_LIBS = ["libseccomp", "yaml-0.1", "jansson", "libcrypto", "libssl", "libbpf", "libelf",
+                "zlib", "libsodium", "libevent_core", "libevent_extra", "libevent_openssl",
+                "libevent_pthreads"]
+
+
 def link_dynamic_warden(build, outdir):
-    """warden as it would be linked dynamically (against Debian's libseccomp and libyaml),
-    from the objects meson built, to keep the reason for the static link measured. Returns
+    """warden as it would be linked dynamically (against Debian's shared libraries), from
+    the objects meson built, to keep the reason for the static link measured. Returns
     (path, None), or (None, why not)."""
     objs = sorted(glob.glob(os.path.join(build, "warden.p", "*.o")))
     lib = os.path.join(build, "libwarden.a")
     if not objs or not os.path.exists(lib):
         return None, f"no objects in {build}/warden.p or no {lib} to link"
     dst = os.path.join(outdir, "warden-dynamic")
-    r = subprocess.run(["gcc", "-o", dst] + objs + [lib, "-lseccomp", "-lyaml"],
-                       capture_output=True, text=True)
+    pc = subprocess.run(["pkg-config", "--libs"] + DYNAMIC_LIBS, capture_output=True,
+                        text=True)
+    if pc.returncode != 0:
+        return None, "pkg-config: " + (pc.stderr.strip().splitlines() or ["?"])[-1]
+    r = subprocess.run(["gcc", "-o", dst] + objs + [lib] + pc.stdout.split() +
+                       ["-lhttp_parser", "-lpthread"], capture_output=True, text=True)
     if r.returncode != 0:
         return None, "linking failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
     os.chmod(dst, 0o755)
