@@ -1,5 +1,10 @@
 """Shared pytest fixtures: the warden binary, the probe, and running warden as root or as
-an unprivileged user (rootless)."""
+an unprivileged user (rootless).
+
+`--isolation vm` (or WARDEN_TEST_ISOLATION=vm) runs every `warden run` of the tests in a
+microVM (docs/vm.md): the `warden` the tests get adds `--isolation vm` to `run`, and
+tests marked `not_in_vm(reason)` are skipped with that reason, for what means nothing
+when the sandbox is a guest kernel of its own."""
 import os
 import pwd
 import shutil
@@ -14,6 +19,34 @@ BUILD = os.environ.get("WARDEN_BUILD", os.path.join(ROOT, "build"))
 TEST_USER = "warden-test"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--isolation", choices=("ns", "vm"),
+                     default=os.environ.get("WARDEN_TEST_ISOLATION", "ns"),
+                     help="the isolation of every `warden run` of the tests (default: ns, "
+                          "or $WARDEN_TEST_ISOLATION)")
+
+
+def pytest_runtest_setup(item):
+    m = item.get_closest_marker("not_in_vm")
+    if m and item.config.getoption("isolation") == "vm":
+        pytest.skip(f"isolation vm: {m.args[0]}")
+
+
+@pytest.fixture(scope="session")
+def isolation(pytestconfig):
+    """"ns" or "vm": what every `warden run` of this session uses."""
+    return pytestconfig.getoption("isolation")
+
+
+# With --isolation vm, what the tests run as `warden`: the binary (in bin/ beside it, so
+# that its name stays warden) with --isolation vm after `run`; the tests' own options
+# come later and win.
+VM_WRAPPER = """#!/bin/sh
+[ "$1" = run ] && shift && set -- run --isolation vm "$@"
+exec "$(dirname "$0")/bin/warden" "$@"
+"""
+
+
 def _binary(name):
     path = os.path.join(BUILD, name)
     if not os.path.exists(path):
@@ -22,7 +55,7 @@ def _binary(name):
 
 
 @pytest.fixture(scope="session")
-def bindir():
+def bindir(isolation):
     """A world-readable directory holding copies of warden and the probe (both static),
     so that an unprivileged user can run them wherever the checkout lives."""
     d = tempfile.mkdtemp(prefix="warden-test-bin-")
@@ -31,8 +64,75 @@ def bindir():
         dst = os.path.join(d, os.path.basename(name))
         shutil.copy2(_binary(name), dst)
         os.chmod(dst, 0o755)
+    if isolation == "vm":
+        os.mkdir(os.path.join(d, "bin"), 0o755)
+        os.rename(os.path.join(d, "warden"), os.path.join(d, "bin/warden"))
+        with open(os.path.join(d, "warden"), "w") as f:
+            f.write(VM_WRAPPER)
+        os.chmod(os.path.join(d, "warden"), 0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+def _host_dirs_state():
+    """What the default policy's root image is keyed on (docs/vm.md): the host's system
+    directories' identity and times, and dpkg's status file's."""
+    state = {}
+    for d in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+              "/var/lib/dpkg/status"):
+        try:
+            st = os.stat(d)
+            state[d] = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+        except OSError:
+            pass
+    return state
+
+
+class VmImage:
+    """With --isolation vm, a guest of the default policy boots from an image of the
+    host's system directories, built (minutes) the first time and again whenever their
+    times change, which an attempt made outside can do (a file made in /etc or /usr):
+    longer than any test waits for a sandbox. ensure() builds it ahead, when needed."""
+
+    def __init__(self, warden):
+        self.warden = warden
+        self.state = None
+
+    def ensure(self):
+        state = _host_dirs_state()
+        if state == self.state:
+            return
+        r = subprocess.run([self.warden, "run", "-q", "--", "true"], capture_output=True,
+                           text=True, timeout=3600)
+        if r.returncode != 0:
+            pytest.exit(f"isolation vm: a guest of the default policy did not run: "
+                        f"{r.stderr}", returncode=1)
+        self.state = state
+
+
+def vm_missing():
+    """Why guests cannot run here, or None."""
+    kernel_dir = os.environ.get("WARDEN_VM_DIR", "/var/cache/warden/vm")
+    if not shutil.which("qemu-system-x86_64"):
+        return "qemu-system-x86_64 is not installed (scripts/setup.sh)"
+    for f in ("vmlinux", "modules.cpio", "kernel.txt"):
+        if not os.path.exists(os.path.join(kernel_dir, f)):
+            return f"no guest kernel in {kernel_dir} (scripts/setup.sh as root)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def vm_image(isolation, warden):
+    """The VmImage of this session (None unless --isolation vm)."""
+    return VmImage(warden) if isolation == "vm" else None
+
+
+@pytest.fixture(autouse=True)
+def vm_image_ready(request, isolation):
+    if isolation == "vm":
+        if vm_missing():
+            pytest.skip(f"isolation vm: {vm_missing()}")
+        request.getfixturevalue("vm_image").ensure()
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,11 @@
  * off: pid 1 must never exit. */
 noreturn void agent_fatal(const char *what, int errnum);
 
+/* The guest's root file system, writable where / is made read-only (warden.ro: a
+ * detached clone of its mount), for what the agent writes there; -1 where / is
+ * writable. */
+extern int agent_root_rw;
+
 /* Bring the guest up and switch into its root; returns the port, open read-write. */
 int agent_boot(void);
 

@@ -1,11 +1,13 @@
 /* boot.c: the guest's early boot, as pid 1 from warden's initramfs.
  *
  * Sections: failure; the kernel command line (warden.*); modules; waiting for devices;
- * the root (read-only image + overlay on tmpfs), volumes, switching root; the port.
+ * the root (read-only image + overlay on tmpfs), volumes, switching root; loopback and
+ * the port.
  *
  * What the host decides arrives on the kernel command line, which the host wrote:
  *   warden.tmp=BYTES        size of the tmpfs under the writable overlay
  *   warden.vol=SERIAL:ro|rw:PATH  the disk with that serial, mounted at PATH
+ *   warden.ro               / is read-only but for /tmp, /var/tmp and /home
  */
 #define _GNU_SOURCE
 #include "agent.h"
@@ -16,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -67,8 +72,11 @@ struct vol {
 	int rw;
 };
 
+int agent_root_rw = -1;
+
 struct boot_cfg {
 	int probe; /* warden.probe: only say that the guest got this far (assets.c) */
+	int ro;    /* warden.ro */
 	char tmp_opts[64];
 	struct vol vols[MAX_VOLS];
 	int n_vols;
@@ -97,6 +105,8 @@ static void parse_cmdline(struct boot_cfg *c)
 			parse_vol(c, t + 11);
 		else if (strcmp(t, "warden.probe") == 0)
 			c->probe = 1;
+		else if (strcmp(t, "warden.ro") == 0)
+			c->ro = 1;
 	}
 }
 
@@ -195,6 +205,25 @@ static void mkdir_p(const char *path, mode_t mode)
 	}
 }
 
+/* The host's system directories are read-only in a sandbox of the namespace backend,
+ * and so they are here (warden.ro, for an image of them): / becomes a read-only mount
+ * but for its writable places, bound onto themselves first. The agent keeps a writable
+ * clone of the root's mount, detached and on no path, for what it makes later: the
+ * plan's files, a missing home or working directory (serve.c). This is the policy's
+ * read-only, not a boundary: the guest's root could remount /, and the boundary is the
+ * VM. */
+static void seal_root(void)
+{
+	static const char *const rw[] = {"/tmp", "/var/tmp", "/home"};
+	mkdir_p("/home", 0755);
+	for (size_t i = 0; i < sizeof(rw) / sizeof(rw[0]); i++)
+		do_mount(rw[i], rw[i], NULL, MS_BIND, NULL);
+	agent_root_rw = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+	if (agent_root_rw < 0)
+		agent_fatal("cloning the root's mount", errno);
+	do_mount("/", "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+}
+
 /* The image is read-only and shared by every sandbox made from it; writes go to an
  * overlay whose upper layer is guest memory (tmpfs), gone when the guest is. */
 static void setup_root(const struct boot_cfg *c)
@@ -216,15 +245,31 @@ static void setup_root(const struct boot_cfg *c)
 	mkdir_p("/newroot/dev", 0755);
 	mkdir_p("/newroot/tmp", 01777);
 	chmod("/newroot/tmp", 01777);
+	mkdir_p("/newroot/var/tmp", 01777);
+	chmod("/newroot/var/tmp", 01777);
 	do_mount("proc", "/newroot/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	do_mount("sysfs", "/newroot/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
 	         NULL);
 	do_mount("devtmpfs", "/newroot/dev", "devtmpfs", MS_NOSUID, NULL);
+	/* What udev would make: the links programs open as their own stdio. */
+	static const char *const links[][2] = {{"/proc/self/fd", "/newroot/dev/fd"},
+	                                       {"/proc/self/fd/0", "/newroot/dev/stdin"},
+	                                       {"/proc/self/fd/1", "/newroot/dev/stdout"},
+	                                       {"/proc/self/fd/2", "/newroot/dev/stderr"}};
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		if (symlink(links[i][0], links[i][1]) < 0 && errno != EEXIST)
+			agent_fatal(links[i][1], errno);
 	mkdir_p("/newroot/dev/pts", 0755);
 	do_mount("devpts", "/newroot/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 	         "newinstance,ptmxmode=0666,mode=0620");
+	/* /dev/shm is a directory of the overlay's tmpfs, so that tmp_size bounds it
+	 * together with everything else the guest writes, as with namespaces. */
+	mkdir_p("/upper/shm", 01777);
+	chmod("/upper/shm", 01777);
 	mkdir_p("/newroot/dev/shm", 01777);
-	do_mount("tmpfs", "/newroot/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	do_mount("/upper/shm", "/newroot/dev/shm", NULL, MS_BIND, NULL);
+	do_mount("/upper/shm", "/newroot/dev/shm", NULL,
+	         MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV, NULL);
 	for (int i = 0; i < c->n_vols; i++) {
 		const struct vol *v = &c->vols[i];
 		snprintf(path, sizeof(path), "/newroot%s", v->path);
@@ -241,9 +286,25 @@ static void setup_root(const struct boot_cfg *c)
 	do_mount(".", "/", NULL, MS_MOVE, NULL);
 	if (chroot(".") < 0 || chdir("/") < 0)
 		agent_fatal("chroot", errno);
+	if (c->ro)
+		seal_root();
 }
 
 /* ---- the port ---------------------------------------------------------------------- */
+
+/* The guest has no network device, but loopback is up, as in a sandbox of the
+ * namespace backend: servers and clients on 127.0.0.1 inside work. */
+static void loopback_up(void)
+{
+	struct ifreq ifr = {.ifr_name = "lo"};
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		agent_fatal("loopback", errno);
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		agent_fatal("bringing loopback up", errno);
+	close(s);
+}
 
 static int open_port(void)
 {
@@ -273,5 +334,6 @@ int agent_boot(void)
 	load_modules();
 	setup_root(&cfg);
 	(void)!sethostname("warden", 6);
+	loopback_up();
 	return open_port();
 }

@@ -16,11 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -116,26 +120,73 @@ static struct cmd *find_cmd(uint32_t id)
 	return NULL;
 }
 
-/* A missing working directory is made, owned by the command's user, as the namespace
- * backend does for its working directory. */
-static void ensure_workdir(const struct frame_exec *x)
+/* A missing directory of the command (its home, mode 0700, and its working directory,
+ * 0755) is made, owned by its user, as the namespace backend makes them. Under a
+ * read-only root it is made in the root's writable clone (boot.c), and made writable
+ * where its path is not already. */
+static void make_dir(const char *path, mode_t mode, const struct frame_exec *x)
 {
 	struct stat st;
-	if (!x->workdir || stat(x->workdir, &st) == 0)
+	struct statvfs vfs;
+	int base = agent_root_rw >= 0 ? agent_root_rw : AT_FDCWD;
+	if (path[0] != '/' || !path[1] || stat(path, &st) == 0)
 		return;
 	char buf[4096];
-	snprintf(buf, sizeof(buf), "%s", x->workdir);
+	snprintf(buf, sizeof(buf), "%s", path);
+	const char *rel = agent_root_rw >= 0 ? buf + 1 : buf;
 	for (char *p = buf + 1;; p++) {
 		if (*p == '/' || !*p) {
 			char c = *p;
 			*p = '\0';
-			if (mkdir(buf, 0755) == 0)
-				(void)!chown(buf, x->uid, x->gid);
+			if (mkdirat(base, rel, c ? 0755 : mode) == 0)
+				(void)!fchownat(base, rel, x->uid, x->gid, 0);
 			*p = c;
 			if (!c)
 				break;
 		}
 	}
+	/* A bind of the directory onto itself is a mount of its own, made writable alone. */
+	if (agent_root_rw >= 0 && statvfs(path, &vfs) == 0 && (vfs.f_flag & ST_RDONLY) &&
+	    mount(path, path, NULL, MS_BIND, NULL) == 0)
+		(void)mount(NULL, path, NULL, MS_REMOUNT | MS_BIND, NULL);
+}
+
+static void make_dirs(const struct frame_exec *x)
+{
+	for (char **e = x->env; *e; e++)
+		if (strncmp(*e, "HOME=", 5) == 0)
+			make_dir(*e + 5, 0700, x);
+	if (x->workdir)
+		make_dir(x->workdir, 0755, x);
+}
+
+/* The policy's limits, as the namespace backend sets them: open files, processes of
+ * the command's user (which binds every user but the guest's root), no core dumps. A
+ * number of files over what the guest kernel allows (fs.nr_open) is left at its
+ * default. */
+static int set_limits(const struct frame_exec *x)
+{
+	struct rlimit core = {0, 0}, nofile = {x->nofile, x->nofile}, nproc = {x->pids, x->pids};
+	if (!x->limits)
+		return 0;
+	if (setrlimit(RLIMIT_CORE, &core) < 0 ||
+	    (setrlimit(RLIMIT_NOFILE, &nofile) < 0 && errno != EPERM))
+		return -1;
+	return x->pids ? setrlimit(RLIMIT_NPROC, &nproc) : 0;
+}
+
+/* An unprivileged command stays unprivileged, as with the namespace backend: no
+ * set-user-ID program of the image makes it the guest's root (no_new_privs), and its
+ * bounding set is empty. The guest's root (--user root) keeps every capability of the
+ * guest: it is root of the guest kernel (docs/vm.md). */
+static int drop_privileges(const struct frame_exec *x)
+{
+	if (x->uid == 0)
+		return 0;
+	for (int c = 0; c < 64; c++)
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+			return -1;
+	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
 /* In the child: become the command, its stdio io[] or (tty not NULL) that terminal, made
@@ -152,8 +203,8 @@ static noreturn void child(const struct frame_exec *x, const int io[3], const ch
 	    dup2(tty ? t : io[2], 2) < 0)
 		goto fail;
 	gid_t g = x->gid;
-	if (setgroups(1, &g) < 0 || setresgid(x->gid, x->gid, x->gid) < 0 ||
-	    setresuid(x->uid, x->uid, x->uid) < 0)
+	if (set_limits(x) < 0 || drop_privileges(x) < 0 || setgroups(1, &g) < 0 ||
+	    setresgid(x->gid, x->gid, x->gid) < 0 || setresuid(x->uid, x->uid, x->uid) < 0)
 		goto fail;
 	if (chdir(x->workdir ? x->workdir : "/") < 0)
 		goto fail;
@@ -196,8 +247,9 @@ static int make_stdio(const struct frame_exec *x, int io[3], int ours[4], char *
 		ours[3] = fcntl(m, F_DUPFD_CLOEXEC, 0);
 		return 0;
 	}
+	/* The pipes are the command's user's, so that it can reopen them (/dev/stdout). */
 	for (int k = 0; k < 3; k++)
-		if (pipe2(p[k], O_CLOEXEC) < 0) {
+		if (pipe2(p[k], O_CLOEXEC) < 0 || fchown(p[k][0], x->uid, x->gid) < 0) {
 			close_all(&p[0][0], 6);
 			return -1;
 		}
@@ -224,7 +276,7 @@ static void start_cmd(uint32_t id, const uint8_t *p, size_t len)
 		return send_error(id, "too many commands");
 	if (frame_exec_decode(p, len, &x, &why) < 0)
 		return send_error(id, why);
-	ensure_workdir(&x);
+	make_dirs(&x);
 	if (make_stdio(&x, io, ours, tty, sizeof(tty)) < 0) {
 		char text[128];
 		snprintf(text, sizeof(text), "%s: %s", x.tty ? "a terminal" : "pipes",
@@ -400,9 +452,14 @@ static void write_file(const uint8_t *p, uint32_t len)
 		return send_error(0, why);
 	if (strcmp(f.path, "/dev/urandom") == 0)
 		return add_entropy(f.data, f.len);
-	int fd = open(f.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, f.mode);
-	if (fd < 0 && errno == ELOOP && unlink(f.path) == 0) /* a link in the way is replaced */
-		fd = open(f.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, f.mode);
+	/* Through the writable root (agent_root_rw) when there is one; a link in the way is
+	 * replaced. */
+	int base = agent_root_rw >= 0 ? agent_root_rw : AT_FDCWD;
+	const char *rel = agent_root_rw >= 0 ? f.path + 1 : f.path;
+	int fd = openat(base, rel, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, f.mode);
+	if (fd < 0 && errno == ELOOP && unlinkat(base, rel, 0) == 0)
+		fd = openat(base, rel, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		            f.mode);
 	if (fd < 0 || write(fd, f.data, f.len) != (ssize_t)f.len || fchmod(fd, f.mode) < 0) {
 		char text[256];
 		snprintf(text, sizeof(text), "writing %s: %s", f.path, strerror(errno));

@@ -4,6 +4,12 @@ user, directly on the host) and inside it (through `warden run`), and read what 
 Every test shows the attempt succeeding outside (or, where success would harm the host,
 reaching the kernel and being refused by it with the kernel's own error) and then failing
 inside with the sandbox's refusal. The probe prints "FAILED: <what>: <text> [ERRNO]".
+
+With --isolation vm (tests/conftest.py) the sandbox is a guest kernel of its own: an
+attempt that only reaches that kernel (a system call the namespace backend's filter
+refuses, a mount, a new namespace, the guest root's power over its own guest) says
+nothing about the host there, and is skipped (not_in_vm) or left out (Escape.variants)
+with the reason.
 """
 import fcntl
 import os
@@ -65,15 +71,32 @@ def assert_refused(r, message, what=None):
 class Escape:
     """One runner (root or rootless) and the binaries it runs."""
 
-    def __init__(self, runner, warden, probe, bindir):
+    def __init__(self, runner, warden, probe, bindir, vm_image=None):
         self.runner = runner
         self.warden = warden
         self.probe = probe
         self.bindir = bindir
+        self.vm_image = vm_image  # --isolation vm: each sandbox is a microVM
+        self.vm = vm_image is not None
+
+    def _ready(self, argv):
+        """Before a sandbox: an attempt made outside may have changed what a guest's root
+        image is built from (tests/conftest.py VmImage)."""
+        if self.vm and self.warden in argv:
+            self.vm_image.ensure()
 
     @property
     def mode(self):
         return self.runner.mode
+
+    def variants(self, *opts_list, guest_root=True):
+        """The option sets to make an attempt with, less those that mean nothing in a VM:
+        --network host, which the vm backend refuses (a guest has no network device),
+        and (guest_root) --user 0, the root of the guest kernel the attempt is made
+        against, which owns that guest and nothing of the host (docs/vm.md)."""
+        if not self.vm:
+            return opts_list
+        return [o for o in opts_list if "host" not in o and (not guest_root or "0" not in o)]
 
     def outside(self, *args, env=None, timeout=60, **kw):
         """The attempt directly on the host, as the runner's user."""
@@ -88,11 +111,13 @@ class Escape:
         return self.run(self.inside_argv(*args, opts=opts), env=env, timeout=timeout, **kw)
 
     def run(self, argv, env=None, timeout=60, **kw):
+        self._ready(argv)
         kw.setdefault("stdin", subprocess.DEVNULL)
         return subprocess.run(self.runner.prefix() + list(argv), capture_output=True,
                               text=True, timeout=timeout, env=self.runner.env(env), **kw)
 
     def popen(self, argv, **kw):
+        self._ready(argv)
         kw.setdefault("stdin", subprocess.DEVNULL)
         kw.setdefault("stdout", subprocess.DEVNULL)
         kw.setdefault("stderr", subprocess.DEVNULL)
@@ -104,6 +129,7 @@ class Escape:
         as its controlling terminal, or (not ctty) as nobody's controlling terminal yet;
         returns a CompletedProcess whose stdout and stderr both hold everything written
         to the terminal."""
+        self._ready(argv)
         master, slave = os.openpty()
 
         def take_terminal():
@@ -136,16 +162,16 @@ class Escape:
 
 
 @pytest.fixture
-def esc(runner, warden, probe, bindir):
+def esc(runner, warden, probe, bindir, vm_image):
     """Parametrised like `runner`: each test runs as root and rootless."""
-    return Escape(runner, warden, probe, bindir)
+    return Escape(runner, warden, probe, bindir, vm_image)
 
 
 @pytest.fixture
-def esc_root(root_runner, warden, probe, bindir):
+def esc_root(root_runner, warden, probe, bindir, vm_image):
     """For attempts only host root can make outside (the test user is refused by the
     kernel's own permission check, with the same error the sandbox gives)."""
-    return Escape(root_runner, warden, probe, bindir)
+    return Escape(root_runner, warden, probe, bindir, vm_image)
 
 
 @pytest.fixture(scope="session")

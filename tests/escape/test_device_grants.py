@@ -9,6 +9,9 @@ import pytest
 
 from conftest import assert_errno
 
+pytestmark = pytest.mark.not_in_vm("devices are not passed into a guest: --device is "
+                                   "refused (docs/vm.md)")
+
 
 @pytest.fixture(scope="module")
 def pair(stand_in_devices):

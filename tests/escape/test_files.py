@@ -108,8 +108,10 @@ def test_read_shadow(esc_root):
     """/etc is the host's, read-only: /etc/shadow is there, but host root owns it, and
     nothing inside is host root (uid 0 inside maps to an unprivileged host id)."""
     assert_ok(esc_root.outside("read", "/etc/shadow"))
+    # A guest's image of /etc leaves out what the host's others cannot read (docs/vm.md).
+    refused = "ENOENT" if esc_root.vm else "EACCES"
     for opts in ([], ["--user", "0"]):
-        assert_errno(esc_root.inside("read", "/etc/shadow", opts=opts), "EACCES",
+        assert_errno(esc_root.inside("read", "/etc/shadow", opts=opts), refused,
                      what="/etc/shadow")
 
 
@@ -214,7 +216,7 @@ def test_rootfs_image_unchanged(esc, shared_tmp, busybox):
     r = esc.run([esc.warden, "run", "-q", "--rootfs", root, "--user", "0", "--",
                  "/bin/busybox", "sh", "-c",
                  "echo x > /bin/new && echo x > /etc/new && rm /bin/sh && "
-                 "busybox chmod 4755 /bin/busybox && busybox mkdir /opt && echo done"])
+                 "busybox mkdir /opt && busybox chmod 4755 /bin/busybox && echo done"])
     assert r.stdout.endswith("done\n"), output(r)
     assert tree() == before, "the image changed on the host"
 
@@ -238,7 +240,8 @@ def test_setuid_file_through_volume(esc, shared_tmp, test_user):
         os.unlink(made)
 
     r = esc.inside("plant_suid", PROBE_INSIDE, "/data/planted", opts=["-v", f"{vol}:/data"])
-    assert_errno(r, "EPERM", what="fchmod")
+    if not esc.vm:  # a guest's kernel lets the file's owner set the bit in the guest
+        assert_errno(r, "EPERM", what="fchmod")
     planted = os.path.join(vol, "planted")
     st = os.stat(planted)
     r = subprocess.run([*other, planted, "euid"], capture_output=True, text=True)

@@ -28,14 +28,8 @@ APPLETS = ["sh", "echo", "cat", "ls", "id", "pwd", "sleep", "true", "false", "mk
 
 
 def _missing():
-    if not shutil.which("qemu-system-x86_64"):
-        return "qemu-system-x86_64 is not installed (scripts/setup.sh)"
-    for f in ("vmlinux", "modules.cpio", "kernel.txt"):
-        if not os.path.exists(os.path.join(KERNEL_DIR, f)):
-            return f"no guest kernel in {KERNEL_DIR} (scripts/setup.sh as root)"
-    if not BUSYBOX:
-        return "busybox is not installed"
-    return None
+    from conftest import vm_missing
+    return vm_missing() or (None if BUSYBOX else "busybox is not installed")
 
 
 if _missing():
@@ -253,7 +247,7 @@ def test_guest_sees_only_its_images(root_runner, warden, rootfs, shared_tmp):
     assert f"can't open '{secret}': No such file or directory" in r.stderr
     _, top, mounts = r.stdout.split("---\n")
     assert set(top.split()) == {"bin", "dev", "etc", "lost+found", "proc", "root",
-                                "sys", "tmp", "usr"}, top
+                                "sys", "tmp", "usr", "var"}, top
     types = {line.split()[2] for line in mounts.splitlines()}
     assert not types & {"9p", "virtiofs", "fuse", "nfs", "nfs4"}, types
 
@@ -489,6 +483,10 @@ def test_refused_options(root_runner, warden, rootfs):
     r = vm(root_runner, warden, rootfs, "true", opts=["--network", "host"])
     assert r.returncode == 125
     assert "isolation vm: network mode host is not supported" in r.stderr
+    r = vm(root_runner, warden, rootfs, "true", opts=["--memory", "64M"])
+    assert r.returncode == 125
+    assert r.stderr == ("warden: isolation vm: memory 64M is too little for a guest (at "
+                        "least 96M: its kernel's own share is in it)\n")
     r = vm(root_runner, warden, rootfs, "true", opts=["--device", "/dev/null"])
     assert r.returncode == 125
     assert "isolation vm: devices and GPUs are not passed into the guest" in r.stderr

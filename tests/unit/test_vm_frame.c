@@ -128,11 +128,13 @@ static void test_exec_round_trip(void **state)
 	uint8_t *buf;
 	size_t len;
 	const char *why = NULL;
-	assert_int_equal(frame_exec_encode(argv, env, "/work", 1000, 100, NULL, &buf, &len, &why),
-	                 0);
+	struct frame_exec req = {
+	    .argv = argv, .env = env, .workdir = "/work", .uid = 1000, .gid = 100};
+	assert_int_equal(frame_exec_encode(&req, &buf, &len, &why), 0);
 	struct frame_exec x;
 	assert_int_equal(frame_exec_decode(buf, len, &x, &why), 0);
 	assert_false(x.tty);
+	assert_false(x.limits);
 	assert_string_equal(x.argv[0], "sh");
 	assert_string_equal(x.argv[2], "echo $A");
 	assert_null(x.argv[3]);
@@ -143,14 +145,24 @@ static void test_exec_round_trip(void **state)
 	assert_int_equal(x.gid, 100);
 	frame_exec_clear(&x);
 	free(buf);
-	/* With a terminal: its size travels with the request. */
-	const uint16_t tty[2] = {24, 65535};
-	assert_int_equal(frame_exec_encode(argv, NULL, NULL, 0, 0, tty, &buf, &len, &why), 0);
+	/* With a terminal and limits: they travel with the request. */
+	req = (struct frame_exec){.argv = argv,
+	                          .tty = true,
+	                          .rows = 24,
+	                          .cols = 65535,
+	                          .limits = true,
+	                          .pids = 0,
+	                          .nofile = 4294967295u};
+	assert_int_equal(frame_exec_encode(&req, &buf, &len, &why), 0);
 	assert_int_equal(frame_exec_decode(buf, len, &x, &why), 0);
 	assert_true(x.tty);
 	assert_int_equal(x.rows, 24);
 	assert_int_equal(x.cols, 65535);
+	assert_true(x.limits);
+	assert_int_equal(x.pids, 0);
+	assert_int_equal(x.nofile, 4294967295u);
 	assert_null(x.workdir);
+	assert_null(x.env[0]);
 	frame_exec_clear(&x);
 	free(buf);
 }
@@ -188,6 +200,10 @@ static void test_exec_refused(void **state)
 	exec_refused(REQ("Atrue\0T24 65536\0U1\0G1"), "not ROWS COLS");
 	exec_refused(REQ("Atrue\0T24 123456\0U1\0G1"), "not ROWS COLS");
 	exec_refused(REQ("Atrue\0T-1 80\0U1\0G1"), "not ROWS COLS");
+	exec_refused(REQ("Atrue\0L16 4096\0L16 4096\0U1\0G1"), "limits repeated");
+	exec_refused(REQ("Atrue\0L16\0U1\0G1"), "not PIDS NOFILE");
+	exec_refused(REQ("Atrue\0L16 4294967296\0U1\0G1"), "not PIDS NOFILE");
+	exec_refused(REQ("Atrue\0L16 12345678901\0U1\0G1"), "not PIDS NOFILE");
 	exec_refused(REQ("Atrue\0\0U1\0G1"), "unknown record tag");
 }
 
@@ -202,7 +218,8 @@ static void test_exec_limits(void **state)
 	uint8_t *buf;
 	size_t len;
 	const char *why = NULL;
-	assert_int_equal(frame_exec_encode(argv, NULL, NULL, 0, 0, NULL, &buf, &len, &why), -1);
+	struct frame_exec many = {.argv = argv};
+	assert_int_equal(frame_exec_encode(&many, &buf, &len, &why), -1);
 	assert_non_null(strstr(why, "do not fit"));
 	/* Hand-made, the decoder refuses it as well. */
 	char *req = malloc(n * 3 + 16), *p = req;

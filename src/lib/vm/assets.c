@@ -6,12 +6,17 @@
  *
  * Images are cached in the cache directory under a key of what they are built from, so
  * a policy's image is built once; a new file appears by rename, so concurrent starts see
- * a whole image or none.
+ * a whole image or none. An image's name also carries what it is of (the host's
+ * directories of a policy, or a --rootfs tree): a new image of the same replaces the
+ * old, which would otherwise stay on the disk (one of the host's /usr is gigabytes). A
+ * build holds a lock on its directory; one whose builder was killed is removed by the
+ * next build.
  */
 #define _GNU_SOURCE
 #include "vm.h"
 #include "../util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <ftw.h>
@@ -19,6 +24,7 @@
 #include <openssl/evp.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -224,21 +230,29 @@ static void walk_tree(const char *host, const char *prefix)
 /* What an image is built from, as a key: for --rootfs every entry's metadata (path,
  * mode, owner, size, mtime, link target); for the host's system directories the paths,
  * the identity and times of each top directory and dpkg's status file, which changes
- * with every package installed (a full walk of /usr would cost a second per start). */
-static void image_key(const struct warden_plan *plan, char out[17])
+ * with every package installed (a full walk of /usr would cost a second per start).
+ * out: "SET-KEY", SET a hash of what the image is of (the tree's path, or the paths of
+ * the host's directories), KEY of all the above. */
+#define IMAGE_KEY_LEN 26
+
+static void image_key(const struct warden_plan *plan, char out[IMAGE_KEY_LEN])
 {
-	unsigned char md[32];
+	unsigned char md[32], smd[32];
 	struct stat st;
+	EVP_MD_CTX *set = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(set, EVP_sha256(), NULL);
 	walk.md = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(walk.md, EVP_sha256(), NULL);
 	EVP_DigestUpdate(walk.md, "warden-image-1", 15);
 	if (plan->policy->rootfs) {
+		EVP_DigestUpdate(set, plan->policy->rootfs, strlen(plan->policy->rootfs) + 1);
 		walk_tree(plan->policy->rootfs, "");
 	} else {
 		for (size_t i = 0; i < plan->n_binds; i++) {
 			const struct warden_bind *b = &plan->binds[i];
 			if (b->volume)
 				continue;
+			const char *from = b->symlink ? b->symlink : b->host;
 			char line[256];
 			memset(&st, 0, sizeof(st));
 			if (!b->symlink)
@@ -248,17 +262,22 @@ static void image_key(const struct warden_plan *plan, char out[17])
 			                 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
 			                 (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
 			EVP_DigestUpdate(walk.md, b->path, strlen(b->path) + 1);
-			EVP_DigestUpdate(walk.md, b->symlink ? b->symlink : b->host,
-			                 strlen(b->symlink ? b->symlink : b->host) + 1);
+			EVP_DigestUpdate(walk.md, from, strlen(from) + 1);
 			EVP_DigestUpdate(walk.md, line, (size_t)n + 1);
+			EVP_DigestUpdate(set, b->path, strlen(b->path) + 1);
+			EVP_DigestUpdate(set, from, strlen(from) + 1);
 		}
 		if (stat("/var/lib/dpkg/status", &st) == 0)
 			EVP_DigestUpdate(walk.md, &st.st_mtim, sizeof(st.st_mtim));
 	}
 	EVP_DigestFinal_ex(walk.md, md, NULL);
+	EVP_DigestFinal_ex(set, smd, NULL);
 	EVP_MD_CTX_free(walk.md);
+	EVP_MD_CTX_free(set);
 	walk.md = NULL;
-	hex(md, 8, out);
+	hex(smd, 4, out);
+	out[8] = '-';
+	hex(md, 8, out + 9);
 }
 
 /* The host's system directories, assembled under one staging directory: symlinks as
@@ -351,10 +370,61 @@ static int rm_entry(const char *path, const struct stat *st, int type, struct FT
 	return 0;
 }
 
+#define BUILD_STALE_S 60
+
+/* Build directories whose builder was killed (a lock nobody holds, and older than a
+ * start takes to lock its own) are removed: each can hold gigabytes. */
+static void sweep_builds(const char *cache)
+{
+	_cleanup_closedir_ DIR *d = opendir(cache);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (strncmp(e->d_name, "build-", 6) != 0)
+			continue;
+		_cleanup_free_ char *dir = xasprintf("%s/%s", cache, e->d_name);
+		_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		struct stat st;
+		if (fd >= 0 && fstat(fd, &st) == 0 && time(NULL) - st.st_mtime > BUILD_STALE_S &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0)
+			(void)nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	}
+}
+
+/* The other images of what keep (cache/root-SET-KEY.ext4) is of: superseded by it. A
+ * guest still running from one keeps its open file. */
+static void evict_superseded(const char *cache, const char *keep)
+{
+	const char *name = strrchr(keep, '/') + 1;
+	size_t set_len = strlen("root-") + 9; /* "root-SET-" */
+	_cleanup_closedir_ DIR *d = opendir(cache);
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (strncmp(e->d_name, name, set_len) == 0 && !streq(e->d_name, name) &&
+		    strstr(e->d_name, ".ext4"))
+			(void)unlinkat(dirfd(d), e->d_name, 0);
+}
+
+static int build_in_cache(const struct warden_plan *plan, const char *cache, const char *path,
+                          struct warden_error **err)
+{
+	sweep_builds(cache);
+	_cleanup_free_ char *tmpdir = xasprintf("%s/build-XXXXXX", cache);
+	if (!mkdtemp(tmpdir))
+		return warden_error_set(err, errno, "creating a directory in %s", cache);
+	_cleanup_close_ int lock = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (lock >= 0)
+		(void)flock(lock, LOCK_EX);
+	int r = build_image(plan, path, tmpdir, err);
+	(void)nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	if (r == 0)
+		evict_superseded(cache, path);
+	return r;
+}
+
 static int get_rootfs(const struct warden_plan *plan, const char *cache, char **ret,
                       struct warden_error **err)
 {
-	char key[17];
+	char key[IMAGE_KEY_LEN];
 	pthread_mutex_lock(&walk_lock);
 	image_key(plan, key);
 	char *path = xasprintf("%s/root-%s.ext4", cache, key);
@@ -365,13 +435,7 @@ static int get_rootfs(const struct warden_plan *plan, const char *cache, char **
 		free(path);
 		path = xstrdup(sys);
 	} else if (access(path, R_OK) != 0) {
-		_cleanup_free_ char *tmpdir = xasprintf("%s/build-XXXXXX", cache);
-		if (!mkdtemp(tmpdir)) {
-			r = warden_error_set(err, errno, "creating a directory in %s", cache);
-		} else {
-			r = build_image(plan, path, tmpdir, err);
-			(void)nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-		}
+		r = build_in_cache(plan, cache, path, err);
 	}
 	strv_clear(&walk.hidden);
 	pthread_mutex_unlock(&walk_lock);

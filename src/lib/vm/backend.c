@@ -27,6 +27,7 @@ extern char **environ;
 #define QEMU_EXEC_ID    1
 #define QEMU_OVERHEAD   (256ULL << 20) /* QEMU itself, TCG's 64 MiB cache, slack */
 #define CONNECT_TIMEOUT 10000          /* ms for QEMU to connect its sockets */
+#define VM_MEMORY_MIN   (96ULL << 20)  /* the least guest RAM that boots with room to spare */
 
 /* ---- state and checks -------------------------------------------------------------- */
 
@@ -43,6 +44,17 @@ static int check(const struct warden_plan *plan, const struct warden_process *pr
 		return warden_error_set(err, ENOTSUP,
 		                        "isolation vm: network mode host is not supported (only "
 		                        "none and proxy: the guest has no network device)");
+	/* The guest's RAM is the limit, its kernel's own share (about 35 MiB) included: with
+	 * less the guest panics while it boots. */
+	if (plan->policy->memory && plan->policy->memory < VM_MEMORY_MIN) {
+		char size[32];
+		format_size(plan->policy->memory, size, sizeof(size));
+		return warden_error_set(
+		    err, 0,
+		    "isolation vm: memory %s is too little for a guest (at least "
+		    "96M: its kernel's own share is in it)",
+		    size);
+	}
 	return 0;
 }
 
@@ -261,7 +273,8 @@ static int start_qemu(struct vm_state *st, bool incoming, struct warden_error **
 	                      .tmp_size = st->sb->plan->policy->tmp_size,
 	                      .volumes = st->vols,
 	                      .n_volumes = st->n_vols,
-	                      .incoming = incoming};
+	                      .incoming = incoming,
+	                      .read_only_root = !st->sb->plan->policy->rootfs};
 	char **argv = vm_qemu_argv(&l);
 	for (int i = 0; i < 3; i++)
 		free(inside[i]);
@@ -441,10 +454,21 @@ static int send_exec(struct vm_state *st, uint32_t id, char *const *argv, char *
                      const char *workdir, const uint16_t *tty, struct warden_error **err)
 {
 	const struct warden_policy *p = st->sb->plan->policy;
+	struct frame_exec x = {.argv = (char **)argv,
+	                       .env = (char **)env,
+	                       .workdir = workdir,
+	                       .uid = p->uid,
+	                       .gid = p->gid,
+	                       .tty = tty != NULL,
+	                       .rows = tty ? tty[0] : 0,
+	                       .cols = tty ? tty[1] : 0,
+	                       .limits = true,
+	                       .pids = p->pids > UINT32_MAX ? UINT32_MAX : (uint32_t)p->pids,
+	                       .nofile = p->nofile > UINT32_MAX ? UINT32_MAX : (uint32_t)p->nofile};
 	uint8_t *buf;
 	size_t len;
 	const char *why;
-	if (frame_exec_encode(argv, env, workdir, p->uid, p->gid, tty, &buf, &len, &why) < 0)
+	if (frame_exec_encode(&x, &buf, &len, &why) < 0)
 		return warden_error_set(err, E2BIG, "%s", why);
 	vm_relay_send(st, FRAME_EXEC, id, buf, (uint32_t)len);
 	free(buf);

@@ -143,22 +143,23 @@ int frame_decode(const uint8_t *buf, size_t len, enum frame_dir dir, struct fram
 
 /* ---- the EXEC request -------------------------------------------------------------- */
 
-int frame_exec_encode(char *const *argv, char *const *env, const char *workdir, uint32_t uid,
-                      uint32_t gid, const uint16_t *tty, uint8_t **ret_buf, size_t *ret_len,
+int frame_exec_encode(const struct frame_exec *x, uint8_t **ret_buf, size_t *ret_len,
                       const char **ret_why)
 {
-	char ids[2][16], size[16] = "";
+	char ids[2][16], size[16] = "", limits[32] = "";
 	size_t n = 0, total = 0;
-	snprintf(ids[0], sizeof(ids[0]), "%u", uid);
-	snprintf(ids[1], sizeof(ids[1]), "%u", gid);
-	if (tty)
-		snprintf(size, sizeof(size), "%u %u", tty[0], tty[1]);
-	for (char *const *a = argv; *a; a++, n++)
+	snprintf(ids[0], sizeof(ids[0]), "%u", x->uid);
+	snprintf(ids[1], sizeof(ids[1]), "%u", x->gid);
+	if (x->tty)
+		snprintf(size, sizeof(size), "%u %u", x->rows, x->cols);
+	if (x->limits)
+		snprintf(limits, sizeof(limits), "%u %u", x->pids, x->nofile);
+	for (char *const *a = x->argv; *a; a++, n++)
 		total += strlen(*a) + 2;
-	for (char *const *e = env; e && *e; e++, n++)
+	for (char *const *e = x->env; e && *e; e++, n++)
 		total += strlen(*e) + 2;
-	total += (workdir ? strlen(workdir) + 2 : 0) + (tty ? strlen(size) + 2 : 0) +
-	         strlen(ids[0]) + strlen(ids[1]) + 4;
+	total += (x->workdir ? strlen(x->workdir) + 2 : 0) + (x->tty ? strlen(size) + 2 : 0) +
+	         (x->limits ? strlen(limits) + 2 : 0) + strlen(ids[0]) + strlen(ids[1]) + 4;
 	if (total > FRAME_MAX || n > FRAME_EXEC_ARGS) {
 		*ret_why = "arguments and environment do not fit in one 64 KiB request";
 		return -1;
@@ -175,14 +176,16 @@ int frame_exec_encode(char *const *argv, char *const *env, const char *workdir, 
 		memcpy(p, (s), l_);                                                                \
 		p += l_;                                                                           \
 	} while (0)
-	for (char *const *a = argv; *a; a++)
+	for (char *const *a = x->argv; *a; a++)
 		PUT('A', *a);
-	for (char *const *e = env; e && *e; e++)
+	for (char *const *e = x->env; e && *e; e++)
 		PUT('E', *e);
-	if (workdir)
-		PUT('W', workdir);
-	if (tty)
+	if (x->workdir)
+		PUT('W', x->workdir);
+	if (x->tty)
 		PUT('T', size);
+	if (x->limits)
+		PUT('L', limits);
 	PUT('U', ids[0]);
 	PUT('G', ids[1]);
 #undef PUT
@@ -219,19 +222,18 @@ static bool id_ok(const char *s, uint32_t *ret)
 	return true;
 }
 
-/* "ROWS COLS", each decimal below 65536. */
-static bool winsize_ok(const char *s, uint16_t *rows, uint16_t *cols)
+/* Two decimals separated by one space, each at most max (< 2^32). */
+static bool two_numbers(const char *s, uint32_t max, uint32_t out[2])
 {
-	unsigned v[2] = {0, 0};
 	for (int i = 0; i < 2; i++, s++) {
 		const char *start = s;
-		for (; *s >= '0' && *s <= '9' && s - start < 5; s++)
-			v[i] = v[i] * 10 + (unsigned)(*s - '0');
-		if (s == start || v[i] > 0xffff || *s != (i ? '\0' : ' '))
+		uint64_t v = 0;
+		for (; *s >= '0' && *s <= '9' && s - start < 10; s++)
+			v = v * 10 + (unsigned)(*s - '0');
+		if (s == start || v > max || *s != (i ? '\0' : ' '))
 			return false;
+		out[i] = (uint32_t)v;
 	}
-	*rows = (uint16_t)v[0];
-	*cols = (uint16_t)v[1];
 	return true;
 }
 
@@ -254,6 +256,7 @@ int frame_exec_decode(const uint8_t *p, size_t len, struct frame_exec *ret, cons
 {
 	struct frame_exec x = {0};
 	size_t na = 0, ne = 0;
+	uint32_t v[2];
 	bool have_uid = false, have_gid = false;
 	if (len == 0 || len > FRAME_MAX || p[len - 1] != '\0')
 		return exec_fail(&x, "request not NUL-terminated", ret_why);
@@ -298,10 +301,19 @@ int frame_exec_decode(const uint8_t *p, size_t len, struct frame_exec *ret, cons
 			have_gid = true;
 			break;
 		case 'T':
-			if (x.tty || !winsize_ok(r, &x.rows, &x.cols))
+			if (x.tty || !two_numbers(r, 0xffff, v))
 				return exec_fail(&x, "terminal size repeated or not ROWS COLS",
 				                 ret_why);
 			x.tty = true;
+			x.rows = (uint16_t)v[0];
+			x.cols = (uint16_t)v[1];
+			break;
+		case 'L':
+			if (x.limits || !two_numbers(r, 0xffffffff, v))
+				return exec_fail(&x, "limits repeated or not PIDS NOFILE", ret_why);
+			x.limits = true;
+			x.pids = v[0];
+			x.nofile = v[1];
 			break;
 		default:
 			return exec_fail(&x, "unknown record tag", ret_why);

@@ -83,27 +83,29 @@ void frame_put_u16(uint8_t *p, uint16_t v);
 /* The EXEC request: records, each a tag byte and a NUL-terminated string:
  * 'A' an argument (at least one, in order), 'E' NAME=VALUE, 'W' the absolute working
  * directory (at most one), 'U' the uid and 'G' the gid (decimal, exactly one each),
- * 'T' "ROWS COLS": a new terminal of that size for the command (at most one). */
+ * 'T' "ROWS COLS": a new terminal of that size for the command (at most one),
+ * 'L' "PIDS NOFILE": its RLIMIT_NPROC (0: none) and RLIMIT_NOFILE (at most one). */
 struct frame_exec {
-	char **argv; /* NULL-terminated, pointing into a copy owned by the struct */
+	char **argv; /* NULL-terminated; decoded: pointing into a copy owned by the struct */
 	char **env;
 	const char *workdir; /* NULL: "/" */
 	uint32_t uid, gid;
-	bool tty; /* 'T' given: rows and cols are its size */
+	bool tty; /* 'T': rows and cols are its size */
 	uint16_t rows, cols;
+	bool limits; /* 'L': pids and nofile */
+	uint32_t pids, nofile;
 	char *buf;
 };
 
-/* Encode a request into a malloc'ed buffer (*ret_buf, *ret_len); tty: NULL, or the rows
- * and columns of a terminal for the command. Returns 0, or -1 with *ret_why when it does
- * not fit in one frame. */
-int frame_exec_encode(char *const *argv, char *const *env, const char *workdir, uint32_t uid,
-                      uint32_t gid, const uint16_t *tty, uint8_t **ret_buf, size_t *ret_len,
+/* Encode the request x (argv, env, workdir, uid, gid, tty, limits) into a malloc'ed
+ * buffer (*ret_buf, *ret_len). Returns 0, or -1 with *ret_why when it does not fit in
+ * one frame. */
+int frame_exec_encode(const struct frame_exec *x, uint8_t **ret_buf, size_t *ret_len,
                       const char **ret_why);
 /* Decode and validate a request (argv non-empty; env entries NAME=VALUE with a valid
  * name; workdir absolute; uid and gid present once, decimal, < 2^32 - 1; a terminal's
- * size at most once, two decimals < 65536). Returns 0 with *ret filled (free with
- * frame_exec_clear()), or -1 with *ret_why. */
+ * size at most once, two decimals < 65536; limits at most once, two decimals < 2^32).
+ * Returns 0 with *ret filled (free with frame_exec_clear()), or -1 with *ret_why. */
 int frame_exec_decode(const uint8_t *p, size_t len, struct frame_exec *ret, const char **ret_why);
 void frame_exec_clear(struct frame_exec *x);
 

@@ -31,6 +31,11 @@ static char *kernel_cmdline(const struct vm_launch *l)
 		free(s);
 		s = next;
 	}
+	if (l->read_only_root) {
+		char *next = xasprintf("%s warden.ro", s);
+		free(s);
+		s = next;
+	}
 	return s;
 }
 

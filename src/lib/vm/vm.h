@@ -81,7 +81,8 @@ struct vm_launch {
 	uint64_t tmp_size;     /* the guest's writable layer */
 	const struct vm_volume *volumes;
 	size_t n_volumes;
-	bool incoming; /* start paused, waiting for a saved state (snapshot.c) */
+	bool incoming;       /* start paused, waiting for a saved state (snapshot.c) */
+	bool read_only_root; /* the host's system directories: read-only, as with namespaces */
 };
 
 /* QEMU's argv (NULL-terminated; free with strv_free()). */

@@ -194,7 +194,9 @@ static int copy_out_one(const struct vm_volume *v, struct warden_error **err)
 		return warden_error_set(err, errno, "creating %s", out);
 	char *dump[] = {"debugfs", "-R", req, v->image, NULL};
 	_cleanup_free_ char *src = xasprintf("%s/.", out);
-	char *cp[] = {"cp", "-a", "-T", src, v->host, NULL};
+	/* Each file is replaced rather than written over: its owner may keep it read-only
+	 * (git's objects are), which only root could write through. */
+	char *cp[] = {"cp", "-a", "--remove-destination", "-T", src, v->host, NULL};
 	char *rm[] = {"rm", "-rf", out, NULL};
 	int r = run(dump, err);
 	if (r == 0) {
