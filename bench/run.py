@@ -171,12 +171,12 @@ def compile_helpers(outdir):
     """gcc the C helpers into outdir (world-readable, so a sandbox user can run them)."""
     os.makedirs(outdir, exist_ok=True)
     os.chmod(outdir, 0o755)
-    for name in ("spawnbench", "sysloop"):
+    for name, flags in (("spawnbench", []), ("sysloop", []), ("nsfloor", ["-static"])):
         src = os.path.join(HERE, name + ".c")
         dst = os.path.join(outdir, name)
         if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
-            subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", dst, src],
-                           check=True)
+            subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror"] + flags +
+                           ["-o", dst, src], check=True)
         os.chmod(dst, 0o755)
 
 
@@ -345,7 +345,12 @@ def contenders(warden, warden_dyn, bench_dir, runc_root):
                   ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--ipc",
                    "--net", "--uts", "--cgroup", "--fork", "/bin/true"], 20,
                   "util-linux unshare: the same seven namespaces and nothing else (no "
-                  "mounts, no seccomp, no Landlock, no cgroup): the floor"),
+                  "mounts, no seccomp, no Landlock, no cgroup)"),
+        Contender("nsfloor", "ref: nsfloor (kernel floor)",
+                  [os.path.join(bench_dir, "nsfloor"), "/bin/true"], 20,
+                  "bench/nsfloor.c: one clone3() into the seven namespaces, its pid 1 forking "
+                  "the command, statically linked; no id maps, mounts or limits: the floor "
+                  "of any namespace sandbox here"),
         Contender("warden_notel", "ref: warden --no-telemetry", [warden, "run",
                   "--no-telemetry", "--", "/bin/true"], 20,
                   "the default policy without eBPF telemetry and cgroup sampling (the audit "
@@ -1088,6 +1093,10 @@ def build_results(args, info, cs, memory, slowdown, breakdown, audit, started, e
             "value": ratio, "target": f"<= {TARGETS['cold_start_ratio_vs_bwrap']}",
             "met": ratio <= TARGETS["cold_start_ratio_vs_bwrap"],
             "p90_ratio": w["p90_ms"] / cold["bwrap"]["p90_ms"]}
+        if "median_ms" in cold.get("nsfloor", {}):
+            # what the kernel alone takes here for a sandbox's namespaces and processes
+            targets["cold_start_vs_bwrap"]["floor_ratio"] = (cold["nsfloor"]["median_ms"] /
+                                                             cold["bwrap"]["median_ms"])
     if "median_ms" in w:
         rate = w["rate_per_s_overall"]
         targets["throughput"] = {"value": rate, "target": f">= {TARGETS['throughput_per_s']}",
@@ -1153,6 +1162,10 @@ def print_report(res):
         out.append(f"  {e['label']:<30} {e['samples']:>5} {e['median_ms']:>8.2f} "
                    f"{e['p90_ms']:>8.2f} {e['min_ms']:>8.2f} {e['rate_per_s_overall']:>7.1f} "
                    f"{e['median_ratio_to_warden']:>8.2f}x {e['p90_ratio_to_warden']:>6.2f}x{fail}")
+    t = res["targets"].get("cold_start_vs_bwrap", {})
+    if "floor_ratio" in t:
+        out.append(f"  warden {t['value']:.2f}x bwrap; nsfloor (the kernel's part alone) "
+                   f"{t['floor_ratio']:.2f}x bwrap")
     out.append("")
     out.append("Supervisor memory while `sleep 1` runs (KiB, that process alone)")
     for k, e in res["memory"].items():

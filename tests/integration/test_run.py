@@ -364,6 +364,27 @@ def test_network_none_has_only_loopback(runner, warden):
     assert ifaces == ["lo"]
 
 
+def _lo_sizes(text):
+    return {k: int(v) for k, v in re.findall(r"\b(gso_max_size|tso_max_size) (\d+)", text)}
+
+
+@pytest.mark.not_in_vm("the guest's loopback is its own kernel's, left as that kernel "
+                       "sets it up")
+def test_loopback_takes_big_packets_the_hosts_keeps_its_own(runner, warden):
+    host = _lo_sizes(subprocess.run(["ip", "-d", "link", "show", "lo"], capture_output=True,
+                                    text=True, check=True).stdout)
+    if host.get("tso_max_size", 0) < 524280:
+        pytest.skip(f"this kernel's loopback takes at most {host.get('tso_max_size')} bytes "
+                    "per packet (no BIG TCP)")
+    inside = _lo_sizes(run(runner, warden, "ip", "-d", "link", "show", "lo").stdout)
+    # packets of 512 KiB on the sandbox's lo (the tunnels' and the gateway's side)...
+    assert inside["gso_max_size"] == 524280
+    # ...and the host's lo untouched
+    again = _lo_sizes(subprocess.run(["ip", "-d", "link", "show", "lo"], capture_output=True,
+                                     text=True, check=True).stdout)
+    assert again["gso_max_size"] == host["gso_max_size"]
+
+
 @pytest.mark.not_in_vm("a guest has no network device: --network host is refused "
                        "(docs/vm.md)")
 def test_network_host_warns_and_shares(root_runner, warden):

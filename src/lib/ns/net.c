@@ -7,9 +7,52 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+
+#ifndef IFLA_GSO_IPV4_MAX_SIZE
+#define IFLA_GSO_IPV4_MAX_SIZE 63 /* Linux 6.3 */
+#endif
+/* The largest packet loopback takes (GSO_MAX_SIZE, 8 x 65535): BIG TCP. */
+#define LO_GSO_MAX 524280u
+
+/* On loopback a TCP stream costs per packet far more than per byte (every packet is a
+ * transmit, a receive and their wake-ups; under some hypervisors each of those is a
+ * trap), and TCP builds packets of at most the device's GSO size, 64 KiB by default. The
+ * sandbox's loopback carries the proxy's tunnels and the gateway's answers, relayed by
+ * the supervisor: packets of up to 512 KiB (BIG TCP) take about half the CPU per byte
+ * (docs/benchmarks.md, "Network"). Only this namespace's lo is changed, never the host's.
+ * Best effort, with no report: a kernel without BIG TCP refuses the size or ignores the
+ * IPv4 attribute, and lo works as it would have. One RTM_NEWLINK request, processed
+ * while it is sent; no answer is asked for. */
+static void loopback_big_packets(unsigned ifindex)
+{
+	struct {
+		struct nlmsghdr n;
+		struct ifinfomsg i;
+		char attrs[2 * RTA_SPACE(sizeof(uint32_t))];
+	} req = {
+	    .n = {.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
+	          .nlmsg_type = RTM_NEWLINK,
+	          .nlmsg_flags = NLM_F_REQUEST},
+	    .i = {.ifi_family = AF_UNSPEC, .ifi_index = (int)ifindex},
+	};
+	const unsigned short types[] = {IFLA_GSO_MAX_SIZE, IFLA_GSO_IPV4_MAX_SIZE};
+	const uint32_t size = LO_GSO_MAX;
+	for (size_t k = 0; k < ARRAY_SIZE(types); k++) {
+		struct rtattr *a = (struct rtattr *)((char *)&req + NLMSG_ALIGN(req.n.nlmsg_len));
+		a->rta_type = types[k];
+		a->rta_len = RTA_LENGTH(sizeof(size));
+		memcpy(RTA_DATA(a), &size, sizeof(size));
+		req.n.nlmsg_len = NLMSG_ALIGN(req.n.nlmsg_len) + RTA_ALIGN(a->rta_len);
+	}
+	_cleanup_close_ int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (s >= 0)
+		(void)!send(s, &req, req.n.nlmsg_len, 0);
+}
 
 int ns_net_loopback_up(struct warden_error **err)
 {
@@ -23,6 +66,8 @@ int ns_net_loopback_up(struct warden_error **err)
 	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
 	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
 		return warden_error_set(err, errno, "bringing lo up");
+	if (ioctl(s, SIOCGIFINDEX, &ifr) == 0)
+		loopback_big_packets((unsigned)ifr.ifr_ifindex);
 	return 0;
 }
 
