@@ -469,14 +469,27 @@ for _ in sys.stdin:
 """
 
 
-def lockstep(argvs, chunks, rng):
-    """Start one Looper per argv and have them take turns, in a shuffled order each turn,
-    for chunks + 1 turns; the first turn is a warm-up and is dropped. Returns
-    {name: [chunk result, ...]}. All of them are pinned to the same CPU (sandboxes keep
-    the affinity they start with): CPUs of a virtual machine can differ by tens of per
-    cent in the same loop, which would otherwise decide the comparison."""
+LOCKSTEP_SETS = 5
+
+
+def lockstep(argvs, chunks, rng, sets=LOCKSTEP_SETS):
+    """Start one Looper per argv and have them take turns, in a shuffled order each turn;
+    the first turn is a warm-up and is dropped. Returns {name: [chunk result, ...]}. All
+    of them are pinned to the same CPU (sandboxes keep the affinity they start with):
+    CPUs of a virtual machine can differ by tens of per cent in the same loop, which would
+    otherwise decide the comparison. And not one set of processes but `sets` fresh ones
+    in a row, chunks / sets turns each: a process has a speed of its own (where its
+    memory landed), so that two processes running the same thing in lock-step differ by
+    up to 2 % (docs/benchmarks.md), a bias no number of turns of the same two cancels."""
     cpu = max(os.sched_getaffinity(0))
-    return take_turns(argvs, chunks, rng, lambda argv: Looper(argv, {cpu}), Looper.turn)
+    sets = max(1, min(sets, chunks))
+    runs = {name: [] for name in argvs}
+    for i in range(sets):
+        turns = chunks // sets + (1 if i < chunks % sets else 0)
+        got = take_turns(argvs, turns, rng, lambda argv: Looper(argv, {cpu}), Looper.turn)
+        for name, rs in got.items():
+            runs[name] += rs
+    return runs
 
 
 def compare_clocks(a, b, entry):
@@ -592,7 +605,7 @@ def compile_audit_bench(build, outdir):
     if (not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src)
             or os.path.getmtime(dst) < os.path.getmtime(lib)):
         r = subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-I", ROOT, "-o", dst,
-                            src, lib, "-ljansson", "-lcrypto", "-lpthread"],
+                            src, lib, "-ljansson", "-lsodium", "-lcrypto", "-lpthread"],
                            capture_output=True, text=True)
         if r.returncode != 0:
             return None, "compiling failed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
