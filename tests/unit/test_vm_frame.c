@@ -47,12 +47,19 @@ static void refused(const uint8_t *buf, size_t len, enum frame_dir dir, const ch
 	assert_non_null(strstr(why, want));
 }
 
+/* A header alone, refused for the reason want. */
+static void header_refused(uint8_t type, uint32_t id, uint32_t len, enum frame_dir dir,
+                           const char *want)
+{
+	uint8_t buf[FRAME_HEADER];
+	frame_header(buf, type, id, len);
+	refused(buf, FRAME_HEADER, dir, want);
+}
+
 /* A header whose payload length its type does not allow is refused on its own. */
 static void bad_size(uint8_t type, uint32_t len, enum frame_dir dir)
 {
-	uint8_t buf[FRAME_HEADER];
-	frame_header(buf, type, 1, len);
-	refused(buf, FRAME_HEADER, dir, "size not allowed");
+	header_refused(type, 1, len, dir, "size not allowed");
 }
 
 /* A frame of type with a 4-byte payload travels in dir only; returns its payload. */
@@ -93,10 +100,8 @@ static void test_malformed(void **state)
 	buf[3] = 0x80;
 	refused(buf, 4, FRAME_TO_HOST, "nonzero");
 	/* Lengths: over the limit (refused from the header alone), or not the type's. */
-	frame_header(buf, FRAME_STDOUT, 1, FRAME_MAX + 1);
-	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "larger than 64 KiB");
-	frame_header(buf, FRAME_STDOUT, 1, 0xffffffff);
-	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "larger than 64 KiB");
+	header_refused(FRAME_STDOUT, 1, FRAME_MAX + 1, FRAME_TO_HOST, "larger than 64 KiB");
+	header_refused(FRAME_STDOUT, 1, 0xffffffff, FRAME_TO_HOST, "larger than 64 KiB");
 	bad_size(FRAME_EXIT, 4, FRAME_TO_HOST);
 	bad_size(FRAME_READY, 0, FRAME_TO_HOST);
 	bad_size(FRAME_SIGNAL, 8, FRAME_TO_GUEST);
@@ -302,31 +307,20 @@ static void test_net_frames(void **state)
 		refused(buf, 1, FRAME_TO_GUEST, "unknown frame type");
 	}
 	/* Sizes: refused from the header alone. */
-	frame_header(buf, FRAME_LISTEN, 0, 0);
-	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
-	frame_header(buf, FRAME_LISTEN, 0, 6);
-	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
-	frame_header(buf, FRAME_LISTEN, 0, 4 * (FRAME_NET_LISTENERS + 1));
-	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
-	frame_header(buf, FRAME_OPEN, 1, 8);
-	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "size not allowed");
-	frame_header(buf, FRAME_CREDIT_OUT, 1, 0);
-	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "size not allowed");
-	frame_header(buf, FRAME_CREDIT_IN, 1, 5);
-	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
-	frame_header(buf, FRAME_CLOSE_IN, 1, 1);
-	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "size not allowed");
-	frame_header(buf, FRAME_CLOSE_OUT, 1, 4);
-	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "size not allowed");
+	header_refused(FRAME_LISTEN, 0, 0, FRAME_TO_GUEST, "size not allowed");
+	header_refused(FRAME_LISTEN, 0, 6, FRAME_TO_GUEST, "size not allowed");
+	header_refused(FRAME_LISTEN, 0, 4 * (FRAME_NET_LISTENERS + 1), FRAME_TO_GUEST,
+	               "size not allowed");
+	bad_size(FRAME_OPEN, 8, FRAME_TO_HOST);
+	bad_size(FRAME_CREDIT_OUT, 0, FRAME_TO_HOST);
+	bad_size(FRAME_CREDIT_IN, 5, FRAME_TO_GUEST);
+	bad_size(FRAME_CLOSE_IN, 1, FRAME_TO_GUEST);
+	bad_size(FRAME_CLOSE_OUT, 4, FRAME_TO_HOST);
 	/* Id 0 carries datagrams only: no stream opens, is credited or closes as 0. */
-	frame_header(buf, FRAME_OPEN, 0, 4);
-	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "stream id 0");
-	frame_header(buf, FRAME_CREDIT_OUT, 0, 4);
-	refused(buf, FRAME_HEADER, FRAME_TO_HOST, "stream id 0");
-	frame_header(buf, FRAME_CLOSE_IN, 0, 0);
-	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "stream id 0");
-	frame_header(buf, FRAME_LISTEN, 7, 4);
-	refused(buf, FRAME_HEADER, FRAME_TO_GUEST, "stream id");
+	header_refused(FRAME_OPEN, 0, 4, FRAME_TO_HOST, "stream id 0");
+	header_refused(FRAME_CREDIT_OUT, 0, 4, FRAME_TO_HOST, "stream id 0");
+	header_refused(FRAME_CLOSE_IN, 0, 0, FRAME_TO_GUEST, "stream id 0");
+	header_refused(FRAME_LISTEN, 7, 4, FRAME_TO_GUEST, "stream id");
 }
 
 static void listen_refused(const uint8_t *p, size_t len, const char *want)
