@@ -1,8 +1,8 @@
 /* net.c: the guest's network in proxy mode and with a model gateway (docs/vm.md).
  *
- * The guest has no network device. On LISTEN the agent brings loopback up and listens on
- * 127.0.0.1 where the namespace backend's sandbox finds warden's listeners (the HTTP and
- * SOCKS5 proxies, DNS, the model gateway); each connection accepted becomes a stream to
+ * The guest has no network device. On LISTEN the agent listens on 127.0.0.1 (loopback is
+ * up since boot) where the namespace backend's sandbox finds warden's listeners (the HTTP
+ * and SOCKS5 proxies, DNS, the model gateway); each connection accepted becomes a stream to
  * the host (OPEN, then DATA both ways with credit: src/lib/vm/stream.c), which hands it
  * to the same proxies and gateway as a namespace sandbox's. DNS questions go as DATA with
  * id 0, their ids replaced by the agent's own so that answers find their askers.
@@ -14,13 +14,12 @@
 #include "../lib/vm/stream.h"
 
 #include <errno.h>
-#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,18 +53,6 @@ static void send_to_host(void *ctx, uint8_t type, uint32_t id, const void *p, ui
 }
 
 /* ---- listening --------------------------------------------------------------------- */
-
-static void loopback_up(void)
-{
-	struct ifreq ifr = {.ifr_name = "lo"};
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-		agent_fatal("reading lo's flags", errno);
-	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-		agent_fatal("bringing lo up", errno);
-	close(s);
-}
 
 /* Accepted connections inherit TCP_NODELAY: bytes relayed in pieces must not wait for
  * the client's delayed ACK. */
@@ -103,7 +90,7 @@ void net_listen(const uint8_t *p, uint32_t len)
 	                            .send = send_to_host};
 	for (int i = 0; i < FRAME_NET_STREAMS; i++)
 		streams[i].fd = -1;
-	loopback_up();
+
 	for (int i = 0; i < n; i++)
 		listeners[n_listeners++] =
 		    (struct listener){.fd = bind_listener(&ls[i]), .l = ls[i]};
@@ -113,10 +100,7 @@ void net_listen(const uint8_t *p, uint32_t len)
 
 static struct stream *find_stream(uint32_t id)
 {
-	for (int i = 0; id && i < FRAME_NET_STREAMS; i++)
-		if (streams[i].fd >= 0 && streams[i].id == id)
-			return &streams[i];
-	return NULL;
+	return id ? stream_find(streams, FRAME_NET_STREAMS, id) : NULL;
 }
 
 /* Ids are never reused while the host may still know them: they count up, skipping 0
@@ -134,10 +118,7 @@ static void accept_streams(const struct listener *l)
 {
 	int fd;
 	while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		struct stream *s = NULL;
-		for (int i = 0; i < FRAME_NET_STREAMS && !s; i++)
-			if (streams[i].fd < 0)
-				s = &streams[i];
+		struct stream *s = stream_free_slot(streams, FRAME_NET_STREAMS);
 		if (!s) {
 			close(fd);
 			continue;
@@ -205,7 +186,6 @@ static void dns_answer(const uint8_t *p, uint32_t len)
 void net_frame(const struct frame *f)
 {
 	const char *why = NULL;
-	int r = 0;
 	if (!n_listeners)
 		return; /* no LISTEN yet: no stream either */
 	if (f->type == FRAME_DATA_IN && f->id == FRAME_NET_DNS_ID)
@@ -213,13 +193,7 @@ void net_frame(const struct frame *f)
 	struct stream *s = find_stream(f->id);
 	if (!s)
 		return; /* over on this side already */
-	if (f->type == FRAME_DATA_IN)
-		r = stream_data(&side, s, f->payload, f->len, &why);
-	else if (f->type == FRAME_CREDIT_IN)
-		r = stream_credit(s, frame_get_u32(f->payload), &why);
-	else
-		stream_close(s);
-	if (r < 0) {
+	if (stream_frame(&side, s, f, &why) < 0) {
 		agent_send_error(0, why);
 		agent_fatal(why, EBADMSG);
 	}

@@ -89,12 +89,7 @@ static int check_net(const struct frame *f, struct stream *s)
 		abort();
 	if (s->fd < 0 || s->dead || f->id != s->id)
 		return 0;
-	if (f->type == FRAME_DATA_IN || f->type == FRAME_DATA_OUT)
-		r = stream_data(&side, s, f->payload, f->len, &why);
-	else if (f->type == FRAME_CREDIT_IN || f->type == FRAME_CREDIT_OUT)
-		r = stream_credit(s, frame_get_u32(f->payload), &why);
-	else if (f->type == FRAME_CLOSE_IN || f->type == FRAME_CLOSE_OUT)
-		stream_close(s);
+	r = stream_frame(&side, s, f, &why);
 	if (s->n_pending > FRAME_NET_WINDOW || s->credit > FRAME_NET_WINDOW)
 		abort();
 	return r;

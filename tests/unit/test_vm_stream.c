@@ -192,6 +192,44 @@ static void test_errors_and_close(void **state)
 	assert_int_equal(fx->sent.frames, frames);
 }
 
+/* A frame from the other side goes to the part of the stream its type names; a table
+ * finds its open streams by id and gives out free slots. */
+static void test_frames_and_tables(void **state)
+{
+	struct fixture *fx = *state;
+	const char *why = NULL;
+	uint8_t credit[4];
+	frame_put_u32(credit, 100);
+	struct frame f = {.type = FRAME_CREDIT_IN, .id = 7, .payload = credit, .len = 4};
+	uint32_t before = fx->s.credit;
+	assert_int_equal(stream_frame(fx->side, &fx->s, &f, &why), -1); /* window full */
+	assert_non_null(strstr(why, "credit beyond"));
+	assert_int_equal(fx->s.credit, before);
+	f = (struct frame){
+	    .type = FRAME_DATA_IN, .id = 7, .payload = (const uint8_t *)"hi", .len = 2};
+	assert_int_equal(stream_frame(fx->side, &fx->s, &f, &why), 0);
+	char got[2];
+	assert_int_equal(read(fx->peer, got, 2), 2);
+	assert_memory_equal(got, "hi", 2);
+	f = (struct frame){.type = FRAME_EXIT, .id = 7};
+	assert_int_equal(stream_frame(fx->side, &fx->s, &f, &why), 0); /* not a stream's */
+	assert_false(fx->s.dead);
+	f = (struct frame){.type = FRAME_CLOSE_OUT, .id = 7};
+	assert_int_equal(stream_frame(fx->side, &fx->s, &f, &why), 0);
+	assert_true(fx->s.dead);
+
+	struct stream tab[3];
+	for (int i = 0; i < 3; i++)
+		tab[i].fd = -1;
+	tab[1] = (struct stream){.id = 5, .fd = 0};
+	assert_ptr_equal(stream_find(tab, 3, 5), &tab[1]);
+	assert_null(stream_find(tab, 3, 6));
+	assert_ptr_equal(stream_free_slot(tab, 3), &tab[0]);
+	tab[0].fd = tab[2].fd = 0;
+	assert_null(stream_free_slot(tab, 3));
+	assert_null(stream_find(tab, 3, 6));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +237,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_end_of_data_shuts_the_socket, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_credit_bounds_reads, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_errors_and_close, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_frames_and_tables, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -134,21 +134,13 @@ void vm_net_offer(struct vm_state *st)
 
 /* ---- frames from the guest --------------------------------------------------------- */
 
-static struct stream *find_stream(struct vm_net *net, uint32_t id)
-{
-	for (int i = 0; i < FRAME_NET_STREAMS; i++)
-		if (net->streams[i].fd >= 0 && net->streams[i].id == id)
-			return &net->streams[i];
-	return NULL;
-}
-
 /* A new stream: connected to its listener, or refused (CLOSE) when FRAME_NET_STREAMS are
  * open or the listener takes no more. */
 static int open_stream(struct vm_state *st, const struct frame *f, const char **ret_why)
 {
 	struct vm_net *net = st->net;
 	uint32_t index = frame_get_u32(f->payload);
-	if (find_stream(net, f->id)) {
+	if (stream_find(net->streams, FRAME_NET_STREAMS, f->id)) {
 		*ret_why = "stream id in use";
 		return -1;
 	}
@@ -156,10 +148,7 @@ static int open_stream(struct vm_state *st, const struct frame *f, const char **
 		*ret_why = "stream to a listener not offered";
 		return -1;
 	}
-	struct stream *s = NULL;
-	for (int i = 0; i < FRAME_NET_STREAMS && !s; i++)
-		if (net->streams[i].fd < 0)
-			s = &net->streams[i];
+	struct stream *s = stream_free_slot(net->streams, FRAME_NET_STREAMS);
 	int fd = s ? connect_listener(net, index) : -1;
 	if (fd < 0) {
 		vm_relay_queue(st, FRAME_CLOSE_IN, f->id, NULL, 0);
@@ -184,16 +173,10 @@ int vm_net_frame(struct vm_state *st, const struct frame *f, const char **ret_wh
 			(void)send(net->dns, f->payload, f->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		return 0;
 	}
-	struct stream *s = find_stream(net, f->id);
-	int r = 0;
+	struct stream *s = stream_find(net->streams, FRAME_NET_STREAMS, f->id);
 	if (!s)
 		return 0; /* over on this side already */
-	if (f->type == FRAME_DATA_OUT)
-		r = stream_data(&net->side, s, f->payload, f->len, ret_why);
-	else if (f->type == FRAME_CREDIT_OUT)
-		r = stream_credit(s, frame_get_u32(f->payload), ret_why);
-	else
-		stream_close(s);
+	int r = stream_frame(&net->side, s, f, ret_why);
 	if (s->dead)
 		stream_free(s);
 	return r;

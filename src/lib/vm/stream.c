@@ -53,6 +53,22 @@ void stream_close(struct stream *s)
 	s->dead = true;
 }
 
+struct stream *stream_find(struct stream *tab, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (tab[i].fd >= 0 && tab[i].id == id)
+			return &tab[i];
+	return NULL;
+}
+
+struct stream *stream_free_slot(struct stream *tab, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (tab[i].fd < 0)
+			return &tab[i];
+	return NULL;
+}
+
 void stream_free(struct stream *s)
 {
 	if (s->fd >= 0)
@@ -155,4 +171,23 @@ int stream_credit(struct stream *s, uint32_t n, const char **ret_why)
 	}
 	s->credit += n;
 	return 0;
+}
+
+int stream_frame(struct stream_side *sd, struct stream *s, const struct frame *f,
+                 const char **ret_why)
+{
+	switch (f->type) {
+	case FRAME_DATA_IN:
+	case FRAME_DATA_OUT:
+		return stream_data(sd, s, f->payload, f->len, ret_why);
+	case FRAME_CREDIT_IN:
+	case FRAME_CREDIT_OUT:
+		return stream_credit(s, frame_get_u32(f->payload), ret_why);
+	case FRAME_CLOSE_IN:
+	case FRAME_CLOSE_OUT:
+		stream_close(s);
+		return 0;
+	default:
+		return 0;
+	}
 }

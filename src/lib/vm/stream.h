@@ -58,6 +58,14 @@ int stream_data(struct stream_side *sd, struct stream *s, const uint8_t *p, uint
                 const char **ret_why);
 int stream_credit(struct stream *s, uint32_t n, const char **ret_why);
 void stream_close(struct stream *s);
+/* The other side's frame f for s: its DATA, CREDIT or CLOSE (either way's types: the
+ * decoder let only the other side's through); any other type is not a stream's and is
+ * left alone. Returns what stream_data() or stream_credit() return, else 0. */
+int stream_frame(struct stream_side *sd, struct stream *s, const struct frame *f,
+                 const char **ret_why);
+/* In a table of n streams: the open stream of id, or NULL; a free slot, or NULL. */
+struct stream *stream_find(struct stream *tab, size_t n, uint32_t id);
+struct stream *stream_free_slot(struct stream *tab, size_t n);
 /* Close fd and free what the stream holds; the slot is free again. */
 void stream_free(struct stream *s);
 
