@@ -163,7 +163,6 @@ def settle(part, settled, progress, wait=True):
         progress(f"{part}: the machine stayed busy ({idle:.0%} idle after {waited} s)")
 
 
-
 # ---- helpers and fixtures ---------------------------------------------------------------
 
 
@@ -435,22 +434,23 @@ def measure_memory(warden, warden_dyn, with_bwrap, runs, rng, progress):
         subjects["bwrap"] = bwrap_argv() + ["sleep", "1"]
     if warden_dyn:
         subjects["warden_dynamic"] = [warden_dyn, "run", "--", "sleep", "1"]
-    out = {k: {"vmhwm_kib": [], "vmrss_kib": []} for k in subjects}
+    out = {k: {"vmhwm_kib": [], "vmrss_kib": []} for k in list(subjects) + ["warden_evicted"]}
+
+    def record(k, argv):
+        hwm, rss = peak_rss(argv)
+        out[k]["vmhwm_kib"].append(hwm)
+        out[k]["vmrss_kib"].append(rss)
+
     for i in range(runs):
         order = list(subjects)
         rng.shuffle(order)
         for k in order:
-            hwm, rss = peak_rss(subjects[k])
-            out[k]["vmhwm_kib"].append(hwm)
-            out[k]["vmrss_kib"].append(rss)
+            record(k, subjects[k])
         progress(f"memory: run {i + 1}/{runs}")
     subjects["warden_evicted"] = subjects["warden"]
-    out["warden_evicted"] = {"vmhwm_kib": [], "vmrss_kib": []}
     for _ in range(runs):
         drop_page_cache(warden)
-        hwm, rss = peak_rss(subjects["warden"])
-        out["warden_evicted"]["vmhwm_kib"].append(hwm)
-        out["warden_evicted"]["vmrss_kib"].append(rss)
+        record("warden_evicted", subjects["warden"])
     for k in out:
         out[k]["argv"] = subjects[k]
     return out
@@ -472,17 +472,18 @@ for _ in sys.stdin:
 LOCKSTEP_SETS = 5
 
 
-def lockstep(argvs, chunks, rng, sets=LOCKSTEP_SETS):
+def lockstep(argvs, chunks, rng):
     """Start one Looper per argv and have them take turns, in a shuffled order each turn;
     the first turn is a warm-up and is dropped. Returns {name: [chunk result, ...]}. All
     of them are pinned to the same CPU (sandboxes keep the affinity they start with):
     CPUs of a virtual machine can differ by tens of per cent in the same loop, which would
-    otherwise decide the comparison. And not one set of processes but `sets` fresh ones
-    in a row, chunks / sets turns each: a process has a speed of its own (where its
-    memory landed), so that two processes running the same thing in lock-step differ by
-    up to 2 % (docs/benchmarks.md), a bias no number of turns of the same two cancels."""
+    otherwise decide the comparison. And not one set of processes but LOCKSTEP_SETS fresh
+    ones in a row, chunks / LOCKSTEP_SETS turns each: a process has a speed of its own
+    (where its memory landed), so that two processes running the same thing in lock-step
+    differ by up to 2 % (docs/benchmarks.md), a bias no number of turns of the same two
+    cancels."""
     cpu = max(os.sched_getaffinity(0))
-    sets = max(1, min(sets, chunks))
+    sets = max(1, min(LOCKSTEP_SETS, chunks))
     runs = {name: [] for name in argvs}
     for i in range(sets):
         turns = chunks // sets + (1 if i < chunks % sets else 0)
