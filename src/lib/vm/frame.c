@@ -53,11 +53,19 @@ static bool size_ok(uint8_t type, uint32_t len)
 	case FRAME_PING:
 	case FRAME_RESIZE:
 	case FRAME_PONG:
+	case FRAME_OPEN:
+	case FRAME_CREDIT_IN:
+	case FRAME_CREDIT_OUT:
 		return len == 4;
 	case FRAME_EXIT:
 		return len == 8;
 	case FRAME_POWEROFF:
+	case FRAME_CLOSE_IN:
+	case FRAME_CLOSE_OUT:
 		return len == 0;
+	case FRAME_LISTEN:
+		return len && len <= FRAME_NET_LISTENERS * FRAME_LISTENER_SIZE &&
+		       len % FRAME_LISTENER_SIZE == 0;
 	case FRAME_EXEC:
 	case FRAME_FILE:
 	case FRAME_ERROR:
@@ -79,25 +87,17 @@ static bool type_dir_ok(uint8_t type, enum frame_dir dir)
 	return false;
 }
 
-/* The network's frames: sizes, and the ids they may carry (id 0 is no stream). */
-static const char *net_check(uint8_t type, uint32_t id, uint32_t len)
+/* The ids the network's frames may carry (id 0 is no stream). */
+static const char *net_id_check(uint8_t type, uint32_t id)
 {
 	switch (type) {
 	case FRAME_LISTEN:
-		if (len == 0 || len > FRAME_NET_LISTENERS * FRAME_LISTENER_SIZE ||
-		    len % FRAME_LISTENER_SIZE)
-			return "payload size not allowed for this frame type";
 		return id ? "LISTEN with a stream id" : NULL;
 	case FRAME_OPEN:
 	case FRAME_CREDIT_IN:
 	case FRAME_CREDIT_OUT:
-		if (len != 4)
-			return "payload size not allowed for this frame type";
-		return id ? NULL : "stream id 0";
 	case FRAME_CLOSE_IN:
 	case FRAME_CLOSE_OUT:
-		if (len != 0)
-			return "payload size not allowed for this frame type";
 		return id ? NULL : "stream id 0";
 	default:
 		return NULL;
@@ -126,7 +126,7 @@ int frame_decode(const uint8_t *buf, size_t len, enum frame_dir dir, struct fram
 		*ret_why = "payload size not allowed for this frame type";
 		return -1;
 	}
-	const char *net_why = net_check(buf[0], frame_get_u32(buf + 4), plen);
+	const char *net_why = net_id_check(buf[0], frame_get_u32(buf + 4));
 	if (net_why) {
 		*ret_why = net_why;
 		return -1;
