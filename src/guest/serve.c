@@ -71,7 +71,7 @@ static void write_all(const void *buf, size_t len)
 	}
 }
 
-static void send_frame(uint8_t type, uint32_t id, const void *payload, uint32_t len)
+void agent_send(uint8_t type, uint32_t id, const void *payload, uint32_t len)
 {
 	uint8_t hdr[FRAME_HEADER];
 	frame_header(hdr, type, id, len);
@@ -84,7 +84,7 @@ static void send_u32(uint8_t type, uint32_t id, uint32_t v)
 {
 	uint8_t b[4];
 	frame_put_u32(b, v);
-	send_frame(type, id, b, 4);
+	agent_send(type, id, b, 4);
 }
 
 static void send_exit(uint32_t id, int status, int errnum)
@@ -92,22 +92,12 @@ static void send_exit(uint32_t id, int status, int errnum)
 	uint8_t b[8];
 	frame_put_u32(b, (uint32_t)status);
 	frame_put_u32(b + 4, (uint32_t)errnum);
-	send_frame(FRAME_EXIT, id, b, 8);
-}
-
-static void send_error(uint32_t id, const char *text)
-{
-	send_frame(FRAME_ERROR, id, text, (uint32_t)strlen(text));
-}
-
-void agent_send(uint8_t type, uint32_t id, const void *payload, uint32_t len)
-{
-	send_frame(type, id, payload, len);
+	agent_send(FRAME_EXIT, id, b, 8);
 }
 
 void agent_send_error(uint32_t id, const char *text)
 {
-	send_error(id, text);
+	agent_send(FRAME_ERROR, id, text, (uint32_t)strlen(text));
 }
 
 /* ---- commands ---------------------------------------------------------------------- */
@@ -268,21 +258,21 @@ static void start_cmd(uint32_t id, const uint8_t *p, size_t len)
 	char tty[64];
 	struct cmd *c = NULL;
 	if (find_cmd(id))
-		return send_error(id, "request id in use");
+		return agent_send_error(id, "request id in use");
 	for (int i = 0; i < MAX_EXECS && !c; i++)
 		if (!cmds[i].pid)
 			c = &cmds[i];
 	if (!c)
-		return send_error(id, "too many commands");
+		return agent_send_error(id, "too many commands");
 	if (frame_exec_decode(p, len, &x, &why) < 0)
-		return send_error(id, why);
+		return agent_send_error(id, why);
 	make_dirs(&x);
 	if (make_stdio(&x, io, ours, tty, sizeof(tty)) < 0) {
 		char text[128];
 		snprintf(text, sizeof(text), "%s: %s", x.tty ? "a terminal" : "pipes",
 		         strerror(errno));
 		frame_exec_clear(&x);
-		return send_error(id, text);
+		return agent_send_error(id, text);
 	}
 	if (pipe2(pe, O_CLOEXEC) < 0)
 		agent_fatal("pipe", errno);
@@ -321,7 +311,7 @@ static int relay_output(struct cmd *c, int *fd, uint8_t type)
 		*fd = -1;
 		return 0;
 	}
-	send_frame(type, c->id, buf, (uint32_t)n);
+	agent_send(type, c->id, buf, (uint32_t)n);
 	return 1;
 }
 
@@ -409,8 +399,8 @@ static void queue_stdin(struct cmd *c, const uint8_t *p, uint32_t len)
 		c->in_eof = 1;
 	} else if (c->in >= 0 && !c->in_eof) {
 		if (c->n_pending + len > STDIN_LIMIT) {
-			send_error(c->id,
-			           "stdin: more than 16 MiB queued that the command does not read");
+			agent_send_error(
+			    c->id, "stdin: more than 16 MiB queued that the command does not read");
 			return;
 		}
 		uint8_t *n = realloc(c->pending, c->n_pending + len);
@@ -439,7 +429,7 @@ static void add_entropy(const uint8_t *p, size_t len)
 	e.info.buf_size = (int)len;
 	memcpy(e.buf, p, len);
 	if (fd < 0 || ioctl(fd, RNDADDENTROPY, &e) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0)
-		send_error(0, "adding the host's entropy failed");
+		agent_send_error(0, "adding the host's entropy failed");
 	if (fd >= 0)
 		close(fd);
 }
@@ -449,7 +439,7 @@ static void write_file(const uint8_t *p, uint32_t len)
 	struct frame_file f;
 	const char *why;
 	if (frame_file_decode(p, len, &f, &why) < 0)
-		return send_error(0, why);
+		return agent_send_error(0, why);
 	if (strcmp(f.path, "/dev/urandom") == 0)
 		return add_entropy(f.data, f.len);
 	/* Through the writable root (agent_root_rw) when there is one; a link in the way is
@@ -463,7 +453,7 @@ static void write_file(const uint8_t *p, uint32_t len)
 	if (fd < 0 || write(fd, f.data, f.len) != (ssize_t)f.len || fchmod(fd, f.mode) < 0) {
 		char text[256];
 		snprintf(text, sizeof(text), "writing %s: %s", f.path, strerror(errno));
-		send_error(0, text);
+		agent_send_error(0, text);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -498,7 +488,7 @@ static void handle(const struct frame *f)
 			resize(c, f->payload);
 		break;
 	case FRAME_PING:
-		send_frame(FRAME_PONG, 0, f->payload, 4);
+		agent_send(FRAME_PONG, 0, f->payload, 4);
 		break;
 	case FRAME_FILE:
 		write_file(f->payload, f->len);
@@ -542,7 +532,7 @@ static void read_port(void)
 		off += used;
 	}
 	if (r < 0) {
-		send_error(0, why);
+		agent_send_error(0, why);
 		agent_fatal(why, EBADMSG);
 	}
 	memmove(buf, buf + off, have - off);
