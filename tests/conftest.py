@@ -130,8 +130,9 @@ def vm_image(isolation, warden):
 @pytest.fixture(autouse=True)
 def vm_image_ready(request, isolation):
     if isolation == "vm":
-        if vm_missing():
-            pytest.skip(f"isolation vm: {vm_missing()}")
+        why = vm_missing()
+        if why:
+            pytest.skip(f"isolation vm: {why}")
         request.getfixturevalue("vm_image").ensure()
 
 
