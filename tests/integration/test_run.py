@@ -385,6 +385,27 @@ def test_loopback_takes_big_packets_the_hosts_keeps_its_own(runner, warden):
     assert again["gso_max_size"] == host["gso_max_size"]
 
 
+CC = "/proc/sys/net/ipv4/tcp_congestion_control"
+CC_OF_A_SOCKET = ("import socket; s = socket.socket(); "
+                  "print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)"
+                  ".rstrip(bytes(1)).decode())")
+
+
+@pytest.mark.not_in_vm("the guest's loopback is its own kernel's, with that kernel's default")
+def test_loopback_is_not_paced_the_hosts_keeps_its_own(runner, warden):
+    with open(CC) as f:
+        host = f.read().strip()
+    r = run(runner, warden, "sh", "-c", f"cat {CC}; python3 -c '{CC_OF_A_SOCKET}'")
+    assert r.returncode == 0, r.stderr
+    # the namespace's default, and so what every socket made in the sandbox gets
+    assert r.stdout.split() == ["reno", "reno"]
+    # ...and the host's default untouched, also where the sandbox shares its network
+    with open(CC) as f:
+        assert f.read().strip() == host
+    shared = run(runner, warden, "cat", CC, opts=("--network", "host"))
+    assert shared.stdout.strip() == host, shared.stderr
+
+
 BULK = """
 import hashlib, os, socket, sys, threading
 fam, addr = (socket.AF_INET6, "::1") if sys.argv[1] == "6" else (socket.AF_INET, "127.0.0.1")

@@ -197,12 +197,12 @@ static void setup(const struct warden_plan *plan, int *tree_fds, bool *workdir_c
 {
 	struct warden_error *e = NULL;
 	umask(0);
+	if (plan->policy->net_mode != WARDEN_NET_HOST && ns_net_loopback_up(&e) < 0)
+		fail("network", e);
 	if (ns_rootfs_setup(plan, tree_fds, workdir_created, &e) < 0)
 		fail("mounts", e);
 	if (sethostname(plan->hostname, strlen(plan->hostname)) < 0)
 		fail_errno("uts namespace", "sethostname");
-	if (plan->policy->net_mode != WARDEN_NET_HOST && ns_net_loopback_up(&e) < 0)
-		fail("network", e);
 	if (plan->policy->net_mode == WARDEN_NET_PROXY || plan->gateway)
 		send_listeners(plan);
 	if (service)

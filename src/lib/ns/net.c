@@ -4,6 +4,7 @@
 #include "ns.h"
 #include "../netserve.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -54,6 +55,28 @@ static void loopback_big_packets(unsigned ifindex)
 		(void)!send(s, &req, req.n.nlmsg_len, 0);
 }
 
+/* BBR, a common host default that a new network namespace inherits, paces: it spaces a
+ * connection's packets out with a timer. On the sandbox's loopback there is no queue to
+ * pace for, only the cost: a timer programmed per burst and the wake-ups it brings (on
+ * some hypervisors each programming is a trap). The tunnels' relay -> client half paid it
+ * on every packet: a CONNECT transfer went from under half of a direct transfer to about
+ * nine tenths without it (docs/benchmarks.md, "Network"). So every TCP connection on
+ * this namespace's loopback, the agent's own included, uses Reno: the one algorithm a
+ * namespace other than the host's may always make its default (the kernel refuses
+ * algorithms missing from the host's tcp_allowed_congestion_control, which always lists
+ * reno), and on a link with neither loss nor delay it does what CUBIC would. The sysctl
+ * is per namespace and this one resolves to the caller's: only called in the sandbox's
+ * own network namespace, the host's setting is never touched. Best effort, like the
+ * packet size: without a /proc to write to, lo keeps the inherited algorithm. */
+static void loopback_congestion(void)
+{
+	_cleanup_close_ int fd =
+	    open("/proc/sys/net/ipv4/tcp_congestion_control", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0)
+		(void)!write(fd, "reno", 4);
+}
+
+/* Before the sandbox's /proc replaces the host's (its /proc/sys is read-only). */
 int ns_net_loopback_up(struct warden_error **err)
 {
 	_cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -68,6 +91,7 @@ int ns_net_loopback_up(struct warden_error **err)
 		return warden_error_set(err, errno, "bringing lo up");
 	if (ioctl(s, SIOCGIFINDEX, &ifr) == 0)
 		loopback_big_packets((unsigned)ifr.ifr_ifindex);
+	loopback_congestion();
 	return 0;
 }
 
