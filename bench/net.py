@@ -93,14 +93,15 @@ def transfer_argvs(warden, bench_dir, nb, port, nbytes, hosts):
     }
 
 
-def transfer_layout(warden, bench_dir, nb, nbytes, rounds, cpus, hosts, rng):
-    origin = Server([nb, "origin"], cpus)
+def transfer_layout(warden, bench_dir, nb, nbytes, rounds, cpus, cc, hosts, rng):
+    origin = Server([nb, "origin"] + ([cc] if cc else []), cpus)
     try:
         runs = turns_of(transfer_argvs(warden, bench_dir, nb, origin.port, nbytes, hosts),
                           rounds, cpus, rng)
     finally:
         origin.close()
-    out = {"cpus": sorted(cpus) if cpus else sorted(os.sched_getaffinity(0)), "rows": {}}
+    out = {"cpus": sorted(cpus) if cpus else sorted(os.sched_getaffinity(0)),
+           "origin_cc": cc or read_sysctl(CC_SYSCTL), "reference": bool(cc), "rows": {}}
     for name, rs in runs.items():
         mbps = [r["bytes"] / r["seconds"] / 1e6 for r in rs]
         out["rows"][name] = {
@@ -118,16 +119,35 @@ def transfer_layout(warden, bench_dir, nb, nbytes, rounds, cpus, hosts, rng):
     return out
 
 
+def read_sysctl(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+CC_SYSCTL = "/proc/sys/net/ipv4/tcp_congestion_control"
+# BBR (a common host default) paces the origin's sending, in the direct transfer and on
+# the origin -> relay half of a tunnel alike; the reference layouts give the origin CUBIC,
+# an algorithm that does not pace, to show the tunnels against an unpaced direct transfer.
+UNPACED_CC = "cubic"
+
+
 def measure_transfer(warden, bench_dir, nb, nbytes, rounds, rng, progress):
     """Each client is a long-lived process doing one transfer per turn; the four take turns
     in a shuffled order each round. Twice: every process free to run on any CPU, then
     every process (origin, warden's supervisor and its relay thread, the clients) pinned
-    to one CPU, where the transfer's total CPU cost decides."""
+    to one CPU, where the transfer's total CPU cost decides. Where the host's default
+    congestion control is not CUBIC, both again with an origin on CUBIC (reference rows,
+    not judged: the target is against the host as it is)."""
     hosts = write_file(os.path.join(bench_dir, "net", "hosts"), f"127.0.0.1 {ORIGIN_NAME}\n")
     out = {"bytes": nbytes, "rounds": rounds, "layouts": {}}
-    for layout, cpus in (("all_cpus", None), ("one_cpu", {max(os.sched_getaffinity(0))})):
+    one = {max(os.sched_getaffinity(0))}
+    layouts = [("all_cpus", None, None), ("one_cpu", one, None)]
+    if read_sysctl(CC_SYSCTL) != UNPACED_CC:
+        layouts += [(f"all_cpus_{UNPACED_CC}_origin", None, UNPACED_CC),
+                    (f"one_cpu_{UNPACED_CC}_origin", one, UNPACED_CC)]
+    for layout, cpus, cc in layouts:
         out["layouts"][layout] = transfer_layout(warden, bench_dir, nb, nbytes, rounds, cpus,
-                                                 hosts, rng)
+                                                 cc, hosts, rng)
         progress(f"net: transfer ({layout}) done")
     return out
 
@@ -224,6 +244,8 @@ def measure_net(warden, bench_dir, nbytes, rounds, calls, call_rounds, delay_us,
 def net_targets(net):
     out = {}
     for layout, t in net["transfer"]["layouts"].items():
+        if t.get("reference"):
+            continue
         for row in ("connect", "socks"):
             v = t["rows"][row]["ratio_to_direct"]
             out[f"tunnel_{row}_{layout}"] = {"value": v, "target": f">= {TUNNEL_RATIO_TARGET}",
@@ -237,7 +259,9 @@ def net_report(net):
            "interleaved rounds (MB/s = 10^6 bytes/s; x direct: the median over the host's "
            "direct one; paired: median of the same round's ratios)"]
     for layout, lt in t["layouts"].items():
-        out.append(f"  {layout.replace('_', ' ')} (CPUs {','.join(map(str, lt['cpus']))})")
+        out.append(f"  {layout.replace('_', ' ')} (CPUs {','.join(map(str, lt['cpus']))}; "
+                   f"origin's congestion control {lt['origin_cc']}"
+                   f"{', reference, not judged' if lt.get('reference') else ''})")
         for name, e in lt["rows"].items():
             out.append(f"    {e['label']:<42} {e['mb_per_s_median']:>8.0f} MB/s "
                        f"(min {e['mb_per_s_min']:.0f}, max {e['mb_per_s_max']:.0f})  "

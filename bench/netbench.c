@@ -1,13 +1,14 @@
 /* netbench.c: the network benchmarks' servers and clients (bench/net.py drives them).
  *
- * usage: netbench origin
+ * usage: netbench origin [CC]
  *        netbench provider [DELAY_US]
  *        netbench get direct|connect|socks PORT HOST DPORT BYTES
  *        netbench chat PORT PATH CALLS stream|whole
  *
  * origin    a TCP server on 127.0.0.1 (port printed as {"port":N}): each connection sends a
  *           decimal byte count and a newline, and gets that many bytes from a 1 MiB buffer
- *           written with write(2), then end of file.
+ *           written with write(2), then end of file. With CC, its connections use that
+ *           congestion control algorithm (TCP_CONGESTION) instead of the host's default.
  * provider  a fake OpenAI chat-completions server on 127.0.0.1, HTTP/1.1 with keep-alive,
  *           one thread (epoll): a POST whose body says "stream": true gets a
  *           chunked server-sent-events answer whose first delta ("tok0") is sent at once
@@ -80,6 +81,8 @@ static int write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+static const char *listen_cc; /* the origin's congestion control, if not the default */
+
 static int listen_loopback(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -89,6 +92,9 @@ static int listen_loopback(void)
 	if (fd < 0)
 		die("socket");
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* accepted connections inherit it */
+	if (listen_cc && setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, listen_cc, strlen(listen_cc)))
+		die("TCP_CONGESTION %s", listen_cc);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0 ||
 	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
 		die("bind/listen");
@@ -614,6 +620,7 @@ int main(int argc, char **argv)
 		pattern = malloc(SEND_BUF);
 		for (size_t i = 0; i < SEND_BUF; i++)
 			pattern[i] = "0123456789abcdef"[i % 16];
+		listen_cc = argc >= 3 ? argv[2] : NULL;
 		serve(origin_conn);
 	} else if (argc >= 2 && strcmp(argv[1], "provider") == 0) {
 		if (argc >= 3)
@@ -625,8 +632,9 @@ int main(int argc, char **argv)
 		rc = cmd_chat(argc, argv);
 	}
 	if (rc == 2)
-		fprintf(stderr,
-		        "usage: netbench origin | provider [DELAY_US] | get direct|connect|socks "
-		        "PORT HOST DPORT BYTES | chat PORT PATH CALLS stream|whole\n");
+		fprintf(
+		    stderr,
+		    "usage: netbench origin [CC] | provider [DELAY_US] | get direct|connect|socks "
+		    "PORT HOST DPORT BYTES | chat PORT PATH CALLS stream|whole\n");
 	return rc;
 }
