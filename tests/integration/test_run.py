@@ -406,6 +406,25 @@ def test_loopback_is_not_paced_the_hosts_keeps_its_own(runner, warden):
     assert shared.stdout.strip() == host, shared.stderr
 
 
+ESTABLISHED_CC = """
+import socket, subprocess
+s = socket.create_connection(("127.0.0.1", 3128))
+print(subprocess.run(["ss", "-tinH", "state", "established"], capture_output=True, text=True,
+                     check=True).stdout)
+"""
+
+
+@pytest.mark.not_in_vm("the guest's loopback is its own kernel's, with that kernel's default")
+def test_the_proxys_side_of_a_connection_is_not_paced(runner, warden):
+    # The proxy's end of a connection is the supervisor's socket (accepted on the listener
+    # init made): the one that sends a tunnel's bytes to the client.
+    r = run(runner, warden, "python3", "-c", ESTABLISHED_CC, opts=("--network", "proxy"))
+    assert r.returncode == 0, r.stderr
+    ends = re.findall(r"127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:(\d+)\s*\n\s*(\w+)", r.stdout)
+    assert "3128" in {local for local, _, _ in ends}, r.stdout
+    assert len(ends) == 2 and all(cc == "reno" for _, _, cc in ends), r.stdout
+
+
 BULK = """
 import hashlib, os, socket, sys, threading
 fam, addr = (socket.AF_INET6, "::1") if sys.argv[1] == "6" else (socket.AF_INET, "127.0.0.1")
