@@ -350,9 +350,11 @@ def test_sandbox_dies_with_its_supervisor(root_runner, warden, isolation):
 
 
 def test_background_processes_end_with_the_main_one(root_runner, warden):
-    r = run(root_runner, warden, "sh", "-c", "sleep 300 & echo started")
+    # a duration no other process on the host is sleeping for, so that pgrep finds only this
+    secs = f"300.{os.getpid()}{time.monotonic_ns() % 1000000}"
+    r = run(root_runner, warden, "sh", "-c", f"sleep {secs} & echo started")
     assert r.stdout == "started\n"
-    assert subprocess.run(["pgrep", "-f", "^sleep 300$"]).returncode == 1
+    assert subprocess.run(["pgrep", "-f", f"^sleep {re.escape(secs)}$"]).returncode == 1
 
 
 # ---- network ------------------------------------------------------------------------
