@@ -59,8 +59,8 @@ static void loopback_big_packets(unsigned ifindex)
  * connection's packets out with a timer. On the sandbox's loopback there is no queue to
  * pace for, only the cost: a timer programmed per burst and the wake-ups it brings (on
  * some hypervisors each programming is a trap). The tunnels' relay -> client half paid it
- * on every packet: a CONNECT transfer went from under half of a direct transfer to about
- * nine tenths without it (docs/benchmarks.md, "Network"). So every TCP connection on
+ * on every burst: a CONNECT transfer went from under half of a direct transfer to
+ * 0.92-0.98 of it without it (docs/benchmarks.md, "Network"). So every TCP connection on
  * this namespace's loopback, the agent's own included, uses Reno: the one algorithm a
  * namespace other than the host's may always make its default (the kernel refuses
  * algorithms missing from the host's tcp_allowed_congestion_control, which always lists
