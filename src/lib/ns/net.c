@@ -70,10 +70,7 @@ static void loopback_big_packets(unsigned ifindex)
  * packet size: without a /proc to write to, lo keeps the inherited algorithm. */
 static void loopback_congestion(void)
 {
-	_cleanup_close_ int fd =
-	    open("/proc/sys/net/ipv4/tcp_congestion_control", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0)
-		(void)!write(fd, "reno", 4);
+	(void)write_file_at(AT_FDCWD, "/proc/sys/net/ipv4/tcp_congestion_control", "reno");
 }
 
 /* Before the sandbox's /proc replaces the host's (its /proc/sys is read-only). */
